@@ -1,0 +1,8 @@
+"""Training services: EMA, sample grids, RNG state, run summary."""
+
+from lit_genvision.callbacks.ema import EMA
+from lit_genvision.callbacks.rng import RNGState
+from lit_genvision.callbacks.run_summary import RunSummary
+from lit_genvision.callbacks.sample_grid import SampleGrid
+
+__all__ = ["EMA", "RNGState", "RunSummary", "SampleGrid"]

@@ -1,0 +1,86 @@
+"""Loading checkpoints safely (``weights_only=True``) and rebuilding the model they hold."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import instantiate_module
+
+from lit_genvision.callbacks.ema import STATE_KEY as EMA_KEY
+from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformModule
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used for the requested command."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with one clear sentence for each way it can fail."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint not found: {path}; pass a .ckpt written by `lit-genvision fit` "
+            "(runs/<name>/version_N/checkpoints/last.ckpt)."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "Weights only" in str(err):
+            raise CheckpointError(
+                f"checkpoint {path} holds Python objects that cannot be loaded with weights_only=True; "
+                "use a checkpoint written by `lit-genvision fit`."
+            ) from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({err}); use another checkpoint.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({reason}); use another checkpoint, "
+            "e.g. an earlier one from the same run."
+        ) from None
+    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a lit-genvision checkpoint (no '{CHECKPOINT_KEY}' entry); "
+            "pass a .ckpt written by `lit-genvision fit`."
+        )
+    return ckpt
+
+
+def _import(qualname: str) -> type:
+    module, _, name = qualname.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_model(path: str | Path, *, use_ema: bool = True, generative: bool = False) -> PlatformModule:
+    """Rebuild the model a checkpoint holds from its saved config, load its weights (the EMA
+    weights when the run kept an EMA and ``use_ema``), and return it in eval mode on the CPU."""
+    ckpt = read_checkpoint(path)
+    info = ckpt[CHECKPOINT_KEY]
+    cls = _import(info["class"])
+    if generative and not issubclass(cls, GenerativeModel):
+        raise CheckpointError(
+            f"checkpoint {path} holds a {cls.__name__} ({info['family']} family), which has no "
+            "sample(); pass the checkpoint of a generative model."
+        )
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    if "_class_path" not in hparams:
+        raise CheckpointError(
+            f"checkpoint {path} has no saved config (it was not written through `lit-genvision fit`); "
+            f"build {cls.__name__} in Python and load its state_dict instead."
+        )
+    model = instantiate_module(cls, hparams)
+    model.on_load_checkpoint(ckpt)
+    model.load_state_dict(ckpt["state_dict"])
+    ema = (ckpt.get("callbacks") or {}).get(EMA_KEY)
+    if use_ema and ema is not None:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in ema["shadow"].items():
+                params[name].copy_(value)
+    model.ema_loaded = use_ema and ema is not None
+    return model.eval()

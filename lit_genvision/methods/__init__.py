@@ -1,0 +1,23 @@
+"""The math of each method, as pure functions on tensors (no Lightning, no I/O)."""
+
+from lit_genvision.methods.diffusion import diffusion_loss, prediction_target, q_sample, to_x0_eps
+from lit_genvision.methods.interpolation import interpolate_noise, slerp
+from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler, timestep_sequence
+from lit_genvision.methods.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, OffsetCosineSchedule
+
+__all__ = [
+    "CosineSchedule",
+    "DDIMSampler",
+    "DDPMSampler",
+    "LinearSchedule",
+    "NoiseSchedule",
+    "OffsetCosineSchedule",
+    "Sampler",
+    "diffusion_loss",
+    "interpolate_noise",
+    "prediction_target",
+    "q_sample",
+    "slerp",
+    "timestep_sequence",
+    "to_x0_eps",
+]

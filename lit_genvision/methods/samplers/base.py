@@ -1,0 +1,78 @@
+"""The reverse-process loop shared by the discrete-time samplers.
+
+A sampler walks a descending subsequence τ_1 > … > τ_S of {T−1, …, 0}; at each τ_i the network
+gives (x̂_0, ε̂) and the sampler's ``step`` maps x_{τ_i} to x_{τ_{i+1}} (x_0 after the last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from lit_genvision.methods.diffusion import Net, Prediction, randn_like, to_x0_eps
+from lit_genvision.methods.schedules import NoiseSchedule
+
+StepCallback = Callable[[int, int], None]
+
+
+def timestep_sequence(timesteps: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced, descending timesteps from T−1 to 0 (all T when steps = T)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= timesteps:
+        raise ValueError(f"steps must be an integer between 1 and {timesteps} (the schedule's timesteps), got {steps}.")
+    if steps == 1:
+        return [timesteps - 1]
+    return torch.linspace(timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+
+
+class Sampler:
+    """Base class: runs the loop; subclasses implement one reverse step."""
+
+    def __init__(self, steps: int | None = None, clip_denoised: bool = True) -> None:
+        self.steps = steps
+        self.clip_denoised = clip_denoised
+
+    def step(
+        self, x_t: Tensor, x0: Tensor, eps: Tensor, ab_t: Tensor, ab_prev: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        net: Net,
+        schedule: NoiseSchedule,
+        x_T: Tensor,
+        *,
+        steps: int | None = None,
+        cond: dict | None = None,
+        prediction: Prediction = "eps",
+        generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
+        """Denoise x_T (B, …) ~ N(0, I) into x_0 (B, …)."""
+        if steps is None:
+            steps = self.steps if self.steps is not None else schedule.timesteps
+        seq = timestep_sequence(schedule.timesteps, steps)
+        x = x_T
+        for i, t in enumerate(seq):
+            t_prev = seq[i + 1] if i + 1 < len(seq) else -1
+            tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+            ab_t = schedule.alpha_bar(tt, x)
+            ab_prev = schedule.alpha_bar(torch.full_like(tt, t_prev), x) if t_prev >= 0 else torch.ones_like(ab_t)
+            x0, eps = to_x0_eps(prediction, x, net(x, tt, cond), ab_t)
+            if self.clip_denoised:
+                x0 = x0.clamp(-1, 1)
+                eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()  # keep ε̂ consistent with the clipped x̂_0
+            x = self.step(x, x0, eps, ab_t, ab_prev, generator)
+            if callback is not None:
+                callback(i + 1, len(seq))
+        return x
+
+    @staticmethod
+    def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+        return randn_like(x, generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(steps={self.steps})"

@@ -1,0 +1,6 @@
+"""LightningModules, one file per family: thin glue between a network and a method."""
+
+from lit_genvision.models.base import GenerativeModel, PlatformModule
+from lit_genvision.models.diffusion import DiffusionModel
+
+__all__ = ["DiffusionModel", "GenerativeModel", "PlatformModule"]

@@ -1,0 +1,103 @@
+"""DiffusionModel: a network, a noise schedule and a sampler, wired into Lightning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lit_genvision.methods.diffusion import Prediction, diffusion_loss, randn_like
+from lit_genvision.methods.samplers import DDIMSampler, Sampler
+from lit_genvision.methods.samplers.base import StepCallback
+from lit_genvision.methods.schedules import LinearSchedule, NoiseSchedule
+from lit_genvision.models.base import GenerativeModel
+
+
+class DiffusionModel(GenerativeModel):
+    """Denoising diffusion (DDPM training, DDPM/DDIM sampling).
+
+    Args:
+        net: the denoiser, called as ``net(x_t, t, cond)``; it must expose ``in_channels`` and
+            ``image_size`` unless ``image_shape`` is given.
+        schedule: the noise schedule (linear, cosine, offset cosine).
+        sampler: the default sampler for ``sample`` (DDIM 50 steps if omitted).
+        prediction: what the network predicts: ``eps``, ``v`` or ``x0``.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear learning-rate warm-up steps.
+        image_shape: (C, H, W) of generated images; read from the network by default.
+    """
+
+    family = "diffusion"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: NoiseSchedule | None = None,
+        sampler: Sampler | None = None,
+        prediction: Prediction = "eps",
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_config()
+        self.net = net
+        self.schedule = schedule or LinearSchedule()
+        self.sampler = sampler or DDIMSampler()
+        self.prediction = prediction
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        # A fixed generator per batch makes the validation loss comparable across epochs and
+        # leaves the global RNG (and so training) untouched.
+        g = torch.Generator(device=self.device).manual_seed(batch_idx)
+        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction, generator=g)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if not self.warmup_steps:
+            return opt
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / self.warmup_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        *,
+        cond: dict | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: Sampler | None = None,
+        noise: Tensor | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
+        """Draw x_T ~ N(0, I) (or use ``noise``) and run the sampler; returns (num, C, H, W) in [-1, 1]."""
+        if noise is None:
+            noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            x = (sampler or self.sampler)(
+                self.net,
+                self.schedule,
+                noise,
+                steps=steps,
+                cond=cond,
+                prediction=self.prediction,
+                generator=generator,
+                callback=callback,
+            )
+        finally:
+            self.net.train(was_training)
+        return x.clamp(-1, 1)

@@ -1,0 +1,14 @@
+"""Networks and blocks: pure torch.nn, no Lightning, no losses."""
+
+from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
+from lit_genvision.nn.unet import AttentionBlock, DownBlock, ResidualBlock, UNet, UpBlock
+
+__all__ = [
+    "AttentionBlock",
+    "DownBlock",
+    "ResidualBlock",
+    "TimestepEmbedding",
+    "UNet",
+    "UpBlock",
+    "sinusoidal_embedding",
+]

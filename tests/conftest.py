@@ -1,0 +1,1 @@
+from tests_helpers import tiny_checkpoint  # noqa: F401

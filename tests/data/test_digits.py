@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import torch
+
+from lit_genvision.data import DigitsDataModule, load_digits_uint8
+
+
+def test_digits_are_real_and_upsampled():
+    images, labels = load_digits_uint8(16)
+    assert images.shape == (1797, 1, 16, 16) and images.dtype == torch.uint8
+    assert set(labels.tolist()) == set(range(10))
+    assert images.max() == 255 and images.min() == 0
+
+
+def test_splits_are_fixed_disjoint_and_cover_the_set():
+    a, b = DigitsDataModule(seed=0), DigitsDataModule(seed=0)
+    a.setup(), b.setup()
+    for name in ("train", "val", "test"):
+        torch.testing.assert_close(a.split(name).images, b.split(name).images)
+    sizes = {k: len(v) for k, v in a.splits.items()}
+    assert sum(sizes.values()) == 1797 and sizes == {"train": 1258, "val": 180, "test": 359}
+    c = DigitsDataModule(seed=1)
+    c.setup()
+    assert not torch.equal(c.split("test").labels, a.split("test").labels)
+
+
+def test_batch_contract_after_transfer():
+    dm = DigitsDataModule(image_size=16, batch_size=32)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].dtype == torch.uint8  # kept as uint8 until the device
+    batch = dm.on_after_batch_transfer(batch, 0)
+    x = batch["image"]
+    assert x.dtype == torch.float32 and x.shape == (32, 1, 16, 16)
+    assert x.min() >= -1 and x.max() <= 1 and x.min() == -1
+    assert batch["label"].shape == (32,)
+
+
+def test_train_order_depends_on_the_pass_count_which_the_state_dict_carries():
+    dm = DigitsDataModule(batch_size=16)
+    dm.setup()
+    loader = dm.train_dataloader()
+    passes = [next(iter(loader))["label"] for _ in range(3)]
+    assert not torch.equal(passes[0], passes[1])
+    state = dm.state_dict()
+    assert state == {"train_passes": 3}
+
+    resumed = DigitsDataModule(batch_size=16)
+    resumed.load_state_dict({"train_passes": 1})
+    resumed.setup()
+    loader = resumed.train_dataloader()
+    loader.sampler.set_epoch(17)  # the trainer's epoch number does not matter
+    torch.testing.assert_close(next(iter(loader))["label"], passes[1])

@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny digits diffusion run driven through the real CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_DDPM = ROOT / "configs" / "diffusion" / "digits.yaml"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_diffusion_args(run_root: Path, name: str = "tiny", max_steps: int = 8, **extra: str) -> list[str]:
+    """CLI overrides that shrink the digits DDPM config to a seconds-long run under ``run_root``."""
+    args = [
+        "--config",
+        str(DIGITS_DDPM),
+        "--model.init_args.net.init_args.image_size",
+        "8",
+        "--model.init_args.net.init_args.channels",
+        "8",
+        "--model.init_args.net.init_args.channel_mults",
+        "[1, 2]",
+        "--model.init_args.net.init_args.norm_groups",
+        "4",
+        "--model.init_args.net.init_args.heads",
+        "2",
+        "--model.init_args.schedule.init_args.timesteps",
+        "50",
+        "--model.init_args.sampler.init_args.steps",
+        "5",
+        "--model.init_args.warmup_steps",
+        "2",
+        "--data.init_args.image_size",
+        "8",
+        "--data.init_args.batch_size",
+        "64",
+        "--trainer.max_steps",
+        str(max_steps),
+        "--trainer.check_val_every_n_epoch",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.default_root_dir",
+        str(run_root),
+        "--trainer.logger.init_args.save_dir",
+        str(run_root),
+        "--trainer.logger.init_args.name",
+        name,
+    ]
+    for key, value in extra.items():
+        args += [f"--{key}", value]
+    return args
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of a tiny digits DDPM trained for a few steps through `lit-genvision fit`."""
+    from lit_genvision.cli import main
+
+    root = tmp_path_factory.mktemp("runs")
+    main(["fit", *tiny_diffusion_args(root, max_steps=20)])
+    ckpt = root / "tiny" / "version_0" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    return ckpt
