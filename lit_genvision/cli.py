@@ -16,14 +16,17 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lit_genvision.callbacks import RNGState, RunSummary
 from lit_genvision.data.base import ImageDataModule
-from lit_genvision.experiments import export, sample
+from lit_genvision.experiments import evaluate, export, leaderboard, sample
 from lit_genvision.experiments.checkpoints import CheckpointError
+from lit_genvision.experiments.store import StoreError
 from lit_genvision.models.base import PlatformModule
 
 # Tools that work on checkpoints rather than configs: name → (module with add_arguments/run, help).
 TOOLS = {
     "sample": (sample, "generate images from a checkpoint (PNG grid, .npz, or interpolation)"),
     "export": (export, "export a checkpoint's EMA weights to safetensors"),
+    "evaluate": (evaluate, "score a checkpoint (digits-FD, FID, KID, IS) and record the result"),
+    "leaderboard": (leaderboard, "rank recorded results within each evaluation protocol"),
 }
 
 
@@ -70,7 +73,7 @@ def _run_tool(name: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         module.run(args)
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
+    except (CheckpointError, StoreError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -24,6 +24,8 @@ class ImageDataModule(L.LightningDataModule):
     """Base DataModule: batches are dicts; ``image`` stays uint8 until it reaches the device,
     where it becomes float NCHW in [-1, 1] (DESIGN.md, "Contracts")."""
 
+    #: Dataset name recorded with every evaluation result.
+    name: ClassVar[str] = "images"
     #: Batch keys this data module provides; models check theirs against it at setup.
     provides: ClassVar[tuple[str, ...]] = ("image",)
 

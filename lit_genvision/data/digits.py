@@ -60,6 +60,7 @@ class DigitsDataModule(ImageDataModule):
         num_workers: DataLoader workers (0: the data is already in memory).
     """
 
+    name = "digits"
     provides = ("image", "label")
 
     def __init__(

@@ -81,3 +81,7 @@ class GenerativeModel(PlatformModule):
     ) -> Tensor:
         """``num`` images (num, C, H, W) in [-1, 1]."""
         raise NotImplementedError
+
+    def sampling_protocol(self, steps: int | None = None, sampler: object | None = None) -> tuple[str, int]:
+        """(sampler description, network evaluations per image) for ``sample`` with these settings."""
+        return "direct", 1

@@ -70,6 +70,11 @@ class DiffusionModel(GenerativeModel):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / self.warmup_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def sampling_protocol(self, steps: int | None = None, sampler: Sampler | None = None) -> tuple[str, int]:
+        sampler = sampler or self.sampler
+        nfe = steps or sampler.steps or self.schedule.timesteps
+        return sampler.name, nfe
+
     @torch.no_grad()
     def sample(
         self,

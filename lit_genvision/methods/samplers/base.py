@@ -74,5 +74,10 @@ class Sampler:
     def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
         return randn_like(x, generator)
 
+    @property
+    def name(self) -> str:
+        """Short name recorded with evaluation results."""
+        return type(self).__name__.removesuffix("Sampler").lower()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(steps={self.steps})"

@@ -32,5 +32,9 @@ class DDIMSampler(Sampler):
             x = x + sigma * self.noise(x_t, generator)
         return x
 
+    @property
+    def name(self) -> str:
+        return f"ddim(eta={self.eta:g})"
+
     def __repr__(self) -> str:
         return f"DDIMSampler(steps={self.steps}, eta={self.eta})"

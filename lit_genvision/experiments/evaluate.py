@@ -1,0 +1,249 @@
+"""``lit-genvision evaluate``: generate through ``sample()``, score against cached reference
+statistics, and append one record per metric to the results store.
+
+Nothing is written until every metric is computed, so an interrupted evaluation leaves no
+partial record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from lit_genvision.data.base import to_unit_range
+from lit_genvision.data.digits import DigitsDataModule
+from lit_genvision.experiments.checkpoints import load_model
+from lit_genvision.experiments.sample import build_sampler, progress_bar, resolve_device
+from lit_genvision.experiments.store import ResultsStore
+from lit_genvision.metrics.digits import load_digits_extractor
+from lit_genvision.metrics.inception import InceptionExtractor
+from lit_genvision.metrics.reference import reference_key, reference_stats
+from lit_genvision.metrics.scoring import METRICS, Scorer, parse_metrics
+
+BASELINES = ("real", "noise", "one-class", "mean-image")
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], capture_output=True, text=True, timeout=5)
+        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def file_hash(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def run_datamodule(ckpt: Path):
+    """The data module of the run that wrote ``ckpt`` (from the run's saved config.yaml)."""
+    config = ckpt.resolve().parent.parent / "config.yaml"
+    if not config.is_file():
+        return DigitsDataModule()
+    data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+    path = data.get("class_path", "lit_genvision.data.DigitsDataModule")
+    module, _, name = path.rpartition(".")
+    cls = getattr(__import__(module, fromlist=[name]), name)
+    return cls(**(data.get("init_args") or {}))
+
+
+def image_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """uint8 images → float batches in [-1, 1]."""
+    for i in range(0, len(images), batch_size):
+        yield to_unit_range(images[i : i + batch_size])
+
+
+def split_images(datamodule, split: str) -> Tensor:
+    datamodule.setup("fit")
+    try:
+        return datamodule.split(split).images
+    except KeyError:
+        raise ValueError(f"split must be one of {', '.join(datamodule.splits)}, got {split!r}.") from None
+
+
+def build_scorers(metrics: list[str], datamodule, split: str, image_size: int, args) -> list[Scorer]:
+    """One scorer per extractor family the metrics need, each with its cached reference."""
+    scorers = []
+    families = {METRICS[m][0] for m in metrics}
+    reference = None
+    if "digits" in families:
+        if datamodule.name != "digits":
+            raise ValueError(f"digits-FD scores generators of the digits set; this run trained on {datamodule.name}.")
+        extractor = load_digits_extractor(16)
+        reference = split_images(datamodule, split)
+        key = reference_key(datamodule.name, split, reference.shape[-1], extractor.name)
+        ref = reference_stats(key, extractor, lambda: image_batches(reference, 256))
+        scorers.append(Scorer(extractor, ref, [m for m in metrics if METRICS[m][0] == "digits"]))
+    if "inception" in families:
+        extractor = InceptionExtractor(args.inception_weights, download=args.download_weights)
+        reference = split_images(datamodule, split) if reference is None else reference
+        key = reference_key(datamodule.name, split, reference.shape[-1], extractor.name)
+        ref = reference_stats(key, extractor, lambda: image_batches(reference, 64))
+        scorers.append(Scorer(extractor, ref, [m for m in metrics if METRICS[m][0] == "inception"]))
+    return scorers
+
+
+def baseline_images(name: str, datamodule, num: int, seed: int) -> Tensor:
+    """Reference points for the metric's scale, as uint8 (num, C, H, W): ``real`` a random subset
+    of the train split (scored against the reference split, this is the floor a generator that
+    learned the train distribution perfectly would reach), uniform noise, one class only, and the
+    mean train image."""
+    g = torch.Generator().manual_seed(seed)
+    datamodule.setup("fit")
+    train = datamodule.split("train")
+    if name == "real":
+        if num > len(train.images):
+            raise ValueError(f"the real-data floor needs --num-samples ≤ {len(train.images)} (the train images).")
+        return train.images[torch.randperm(len(train.images), generator=g)[:num]]
+    if name == "noise":
+        return torch.randint(0, 256, (num, *train.images.shape[1:]), generator=g, dtype=torch.uint8)
+    if name == "one-class":
+        ones = train.images[train.labels == 0]
+        return ones[torch.randint(0, len(ones), (num,), generator=g)]
+    if name == "mean-image":
+        mean = train.images.float().mean(0, keepdim=True)
+        jitter = torch.randn((num, *mean.shape[1:]), generator=g) * 2.0  # a point mass has no covariance
+        return (mean + jitter).round().clamp(0, 255).to(torch.uint8)
+    raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {name!r}.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="checkpoint of a generative model")
+    src.add_argument("--baseline", choices=BASELINES, help="score a reference baseline on digits instead")
+    p.add_argument("--metrics", default="digits_fd", help=f"comma-separated: {', '.join(METRICS)}")
+    p.add_argument("--num-samples", type=int, default=500)
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (NFE)")
+    p.add_argument("--eta", type=float, default=0.0)
+    p.add_argument("--split", default="test", help="reference split (held out from training)")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=5, help="subsets averaged for --baseline real")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--name", default=None, help="model name in the leaderboard (default: the run folder)")
+    p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
+    p.add_argument("--inception-weights", default=None, help=f"local {InceptionExtractor.__module__} weights file")
+    p.add_argument("--download-weights", action="store_true", help="download the Inception weights if missing")
+    p.add_argument("--no-ema", action="store_true")
+    p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
+
+
+def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor]]) -> dict[str, float]:
+    for images in batches():
+        for scorer in scorers:
+            scorer.update(images)
+    out: dict[str, float] = {}
+    for scorer in scorers:
+        out.update(scorer.compute())
+    return out
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.num_samples < 2:
+        raise ValueError(f"--num-samples must be at least 2, got {args.num_samples}.")
+    metrics = parse_metrics(args.metrics)
+    start = time.perf_counter()
+    store = ResultsStore(args.store)  # open (and check) the store before spending time
+    common: dict[str, Any] = {"num_samples": args.num_samples, "split": args.split}
+    if args.baseline:
+        datamodule = DigitsDataModule()
+        scorers = build_scorers(metrics, datamodule, args.split, datamodule.image_size, args)
+        repeats = args.repeats if args.baseline == "real" else 1
+        runs = []
+        for r in range(repeats):
+            fresh = [Scorer(s.extractor, s.reference, s.metrics) for s in scorers]
+            images = baseline_images(args.baseline, datamodule, args.num_samples, args.seed + r)
+            runs.append(_score(fresh, lambda images=images: image_batches(images, 250)))
+        values = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]}
+        common |= {"model": f"baseline:{args.baseline}", "family": "baseline", "dataset": datamodule.name,
+                   "checkpoint": None, "checkpoint_hash": None, "sampler": "-", "steps": 0,
+                   "image_size": datamodule.image_size, "device": "cpu",
+                   "notes": f"mean of {repeats} subsets" if repeats > 1 else None}  # fmt: skip
+    else:
+        ckpt = Path(args.ckpt)
+        model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
+        datamodule = run_datamodule(ckpt)
+        scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], args)
+        sampler = build_sampler(args.sampler, args.eta)
+        sampler_name, nfe = model.sampling_protocol(args.steps, sampler)
+        g = torch.Generator(device=model.device).manual_seed(args.seed)
+        kwargs = {"sampler": sampler} if sampler is not None else {}
+
+        def generated() -> Iterator[Tensor]:
+            with progress_bar() as progress:
+                task = progress.add_task(f"evaluate {sampler_name} × {nfe}", total=args.num_samples)
+                for i in range(0, args.num_samples, args.batch_size):
+                    n = min(args.batch_size, args.num_samples - i)
+                    yield model.sample(n, steps=args.steps, generator=g, **kwargs).cpu()
+                    progress.advance(task, n)
+
+        values = _score(scorers, generated)
+        run_name = args.name or "/".join(ckpt.resolve().parts[-4:-2])
+        device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
+        common |= {"model": run_name, "family": model.family, "dataset": datamodule.name, "checkpoint": str(ckpt),
+                   "checkpoint_hash": file_hash(ckpt), "sampler": sampler_name, "steps": nfe,
+                   "image_size": model.image_shape[-1], "device": device,
+                   "notes": None if getattr(model, "ema_loaded", False) else "raw weights"}  # fmt: skip
+    wall = time.perf_counter() - start
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    revision = git_revision()
+    extractor_of = {m: s.extractor.name for s in scorers for m in s.metrics}
+    records = [
+        common | {"created": created, "metric": m, "value": v, "extractor": extractor_of[m], "wall_time_s": wall,
+                  "git_revision": revision, "status": "ok"}
+        for m, v in values.items()
+    ]  # fmt: skip
+    store.add(records)
+    store.close()
+    _print(records, store.path, scorers)
+    if args.wandb:
+        _log_wandb(records)
+    return records
+
+
+def _print(records: list[dict[str, Any]], store_path: Path, scorers: list[Scorer]) -> None:
+    table = Table(
+        title=f"{records[0]['model']} · {records[0]['sampler']} × {records[0]['steps']} NFE · "
+        f"N = {records[0]['num_samples']} vs {records[0]['dataset']}/{records[0]['split']}"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("extractor")
+    for r in records:
+        table.add_row(r["metric"], f"{r['value']:.4f}", r["extractor"])
+    console = Console()
+    console.print(table)
+    for s in scorers:
+        if hasattr(s.extractor, "test_accuracy"):
+            console.print(f"digits classifier test accuracy: {s.extractor.test_accuracy:.2%}")
+    console.print(f"Recorded {len(records)} results in {store_path} (wall time {records[0]['wall_time_s']:.1f} s)")
+
+
+def _log_wandb(records: list[dict[str, Any]]) -> None:
+    import wandb
+
+    r0 = records[0]
+    with wandb.init(
+        project="lit-genvision-eval",
+        job_type="evaluate",
+        config={k: r0[k] for k in ("model", "dataset", "split", "sampler", "steps", "num_samples", "checkpoint_hash")},
+    ) as run:
+        run.log({f"eval/{r['metric']}": r["value"] for r in records})

@@ -1,0 +1,76 @@
+"""Scoring generated images against a reference, batch by batch."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lit_genvision.metrics.classifier_scores import class_coverage, inception_score, recognised_share
+from lit_genvision.metrics.frechet import FeatureStats, frechet_distance
+from lit_genvision.metrics.kid import kernel_inception_distance
+from lit_genvision.metrics.reference import KID_FEATURES, Reference
+
+#: metric name → (extractor family, lower is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "digits_fd": ("digits", True),
+    "recognised": ("digits", False),
+    "min_class_share": ("digits", False),
+    "class_entropy": ("digits", False),
+    "fid": ("inception", True),
+    "kid": ("inception", True),
+    "is": ("inception", False),
+}
+DIGITS_METRICS = ("digits_fd", "recognised", "min_class_share", "class_entropy")
+
+
+def lower_is_better(metric: str) -> bool:
+    return METRICS.get(metric, ("", True))[1]
+
+
+def parse_metrics(text: str) -> list[str]:
+    """``"digits_fd,fid"`` → the metric list; ``digits_fd`` brings its diagnostics along."""
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}.")
+    if "digits_fd" in names:
+        names += [m for m in DIGITS_METRICS if m not in names]
+    return names
+
+
+class Scorer:
+    """Accumulates one extractor's features of generated batches; ``compute`` gives the metrics.
+
+    Fréchet statistics stream (memory flat in N); KID keeps at most 10,000 feature rows and the
+    classifier diagnostics keep the class probabilities.
+    """
+
+    def __init__(self, extractor, reference: Reference, metrics: list[str]) -> None:
+        self.extractor, self.reference, self.metrics = extractor, reference, metrics
+        self.stats = FeatureStats(extractor.dim)
+        self.kept: list[Tensor] = []
+        self.probs: list[Tensor] = []
+
+    def update(self, images: Tensor) -> None:
+        feats, probs = self.extractor(images)
+        self.stats.update(feats)
+        if sum(len(k) for k in self.kept) < KID_FEATURES:
+            self.kept.append(feats.float())
+        self.probs.append(probs.float())
+
+    def compute(self) -> dict[str, float]:
+        import torch
+
+        out: dict[str, float] = {}
+        probs = torch.cat(self.probs)
+        for metric in self.metrics:
+            if metric in ("digits_fd", "fid"):
+                out[metric] = frechet_distance(self.stats.finalize(), self.reference.stats)
+            elif metric == "kid":
+                out[metric] = kernel_inception_distance(torch.cat(self.kept), self.reference.features)[0]
+            elif metric == "is":
+                out[metric] = inception_score(probs)[0]
+            elif metric == "recognised":
+                out[metric] = recognised_share(probs)
+            elif metric in ("min_class_share", "class_entropy"):
+                out[metric] = class_coverage(probs)[metric]
+        return out
