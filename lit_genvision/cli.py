@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
@@ -20,6 +21,15 @@ from lit_genvision.experiments import evaluate, export, leaderboard, sample
 from lit_genvision.experiments.checkpoints import CheckpointError
 from lit_genvision.experiments.store import StoreError
 from lit_genvision.models.base import PlatformModule
+
+# Lightning's advice that does not apply here: `main(argv)` is the documented in-process entry point,
+# and a digits epoch is legitimately shorter than the logging interval.
+for _pattern in (
+    r"LightningCLI's args parameter",
+    r".*isinstance\(treespec, LeafSpec\)",
+    r"The number of training batches",
+):
+    warnings.filterwarnings("ignore", message=_pattern)
 
 # Tools that work on checkpoints rather than configs: name → (module with add_arguments/run, help).
 TOOLS = {

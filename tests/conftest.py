@@ -1,1 +1,1 @@
-from tests_helpers import tiny_checkpoint  # noqa: F401
+from tests_helpers import classifier_checkpoint, tiny_checkpoint  # noqa: F401

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS_DDPM = ROOT / "configs" / "diffusion" / "digits.yaml"
 
 os.environ.setdefault("WANDB_MODE", "offline")
+# The digits classifier and reference statistics are cached here once per checkout (rebuilt on a fresh clone).
+os.environ.setdefault("LIT_GENVISION_CACHE", str(ROOT / ".pytest_cache" / "lit_genvision"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -70,3 +72,29 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     ckpt = root / "tiny" / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     return ckpt
+
+
+@pytest.fixture(scope="session")
+def classifier_checkpoint(tmp_path_factory) -> Path:
+    """A digits classifier trained for one short epoch through `lit-genvision fit`."""
+    from lit_genvision.cli import main
+
+    root = tmp_path_factory.mktemp("clf")
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs" / "classifier" / "digits.yaml"),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "5",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.logger.init_args.save_dir",
+            str(root),
+        ]
+    )
+    return root / "classifier-digits" / "version_0" / "checkpoints" / "last.ckpt"

@@ -1,6 +1,13 @@
 """LightningDataModules, one file per dataset; batches are dicts with ``image`` in [-1, 1] NCHW."""
 
-from lit_genvision.data.base import ImageDataModule, to_uint8, to_unit_range
+from lit_genvision.data.base import ImageDataModule, TensorImageDataset, to_uint8, to_unit_range
 from lit_genvision.data.digits import DigitsDataModule, load_digits_uint8
 
-__all__ = ["DigitsDataModule", "ImageDataModule", "load_digits_uint8", "to_uint8", "to_unit_range"]
+__all__ = [
+    "DigitsDataModule",
+    "ImageDataModule",
+    "TensorImageDataset",
+    "load_digits_uint8",
+    "to_uint8",
+    "to_unit_range",
+]

@@ -7,7 +7,9 @@ from typing import ClassVar
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from lit_genvision.methods.augment import flip_crop
 
 
 def to_unit_range(images: Tensor) -> Tensor:
@@ -20,17 +22,47 @@ def to_uint8(images: Tensor) -> Tensor:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+class TensorImageDataset(Dataset):
+    """In-memory uint8 images (N, C, H, W) with per-sample tensors (labels, attributes, …).
+
+    ``__getitems__`` gathers a whole batch with one index operation, so the DataLoader does no
+    per-image Python work (use ``collate_fn=pass_through``).
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor | None = None, **extra: Tensor) -> None:
+        self.images, self.labels = images, labels
+        self.fields = {"image": images} | ({"label": labels} if labels is not None else {}) | extra
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {k: v[i] for k, v in self.fields.items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {k: v[idx] for k, v in self.fields.items()}
+
+
+def pass_through(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """collate_fn for datasets whose ``__getitems__`` already returns the batch."""
+    return batch
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base DataModule: batches are dicts; ``image`` stays uint8 until it reaches the device,
-    where it becomes float NCHW in [-1, 1] (DESIGN.md, "Contracts")."""
+    where it becomes float NCHW in [-1, 1] (DESIGN.md, "Contracts"), and training batches get the
+    batched flip/crop augmentation there (``augment_crop`` pixels of reflection padding,
+    ``augment_flip`` random horizontal flips)."""
 
     #: Dataset name recorded with every evaluation result.
     name: ClassVar[str] = "images"
     #: Batch keys this data module provides; models check theirs against it at setup.
     provides: ClassVar[tuple[str, ...]] = ("image",)
 
-    def __init__(self) -> None:
+    def __init__(self, augment_crop: int = 0, augment_flip: bool = False) -> None:
         super().__init__()
+        self.augment_crop, self.augment_flip = augment_crop, augment_flip
         self._train_passes = 0
         self._train_sampler: ResumableSampler | None = None
 
@@ -53,6 +85,9 @@ class ImageDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         if isinstance(batch, dict) and "image" in batch and batch["image"].dtype == torch.uint8:
             batch = {**batch, "image": to_unit_range(batch["image"])}
+            trainer = getattr(self, "_trainer", None)
+            if trainer is not None and trainer.training and (self.augment_crop or self.augment_flip):
+                batch["image"] = flip_crop(batch["image"], self.augment_crop, flip=self.augment_flip)
         return batch
 
 
@@ -86,3 +121,50 @@ class ResumableSampler(DistributedSampler):
         self.epoch = self.passes
         self.passes += 1
         return super().__iter__()
+
+
+class InMemoryDataModule(ImageDataModule):
+    """A data module whose splits are ``TensorImageDataset``s held in memory as uint8.
+
+    Subclasses fill ``self.splits`` (``train``, ``val``, ``test``) in ``setup``. The train loader
+    shuffles with a ``ResumableSampler`` (rank-sharded under DDP); val/test are sharded in order.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        augment_crop: int = 0,
+        augment_flip: bool = False,
+    ) -> None:
+        super().__init__(augment_crop, augment_flip)
+        self.batch_size, self.seed, self.num_workers, self.pin_memory = batch_size, seed, num_workers, pin_memory
+        self.splits: dict[str, TensorImageDataset] = {}
+
+    def split(self, name: str) -> TensorImageDataset:
+        self.setup()
+        return self.splits[name]
+
+    def make_loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        if shuffle:
+            sampler = self.train_sampler(dataset, self.seed)
+        else:
+            trainer = getattr(self, "trainer", None)
+            world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, drop_last=shuffle,
+            generator=torch.Generator().manual_seed(self.seed), persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory, collate_fn=pass_through,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self.make_loader(self.split("train"), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.make_loader(self.split("val"), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.make_loader(self.split("test"), shuffle=False)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from lit_genvision.data.base import ImageDataModule
+from lit_genvision.data.base import InMemoryDataModule, TensorImageDataset
 
 DIGITS_CLASSES = 10
 
@@ -35,20 +34,7 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     return {"test": perm[:n_test], "val": perm[n_test : n_test + n_val], "train": perm[n_test + n_val :]}
 
 
-class TensorImageDataset(Dataset):
-    """In-memory uint8 images (and labels) returned as contract dicts."""
-
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"image": self.images[i], "label": self.labels[i]}
-
-
-class DigitsDataModule(ImageDataModule):
+class DigitsDataModule(InMemoryDataModule):
     """Digits at ``image_size`` (16 by default), split train/val/test with a fixed seed.
 
     Args:
@@ -58,6 +44,8 @@ class DigitsDataModule(ImageDataModule):
         test_fraction: share held out for test.
         seed: seed of the split and of the shuffling.
         num_workers: DataLoader workers (0: the data is already in memory).
+        augment_crop: random shifts of up to this many pixels on training batches (no flips:
+            a mirrored digit is another shape).
     """
 
     name = "digits"
@@ -72,13 +60,11 @@ class DigitsDataModule(ImageDataModule):
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 (the digits are 8×8), got {image_size}.")
-        self.image_size, self.batch_size = image_size, batch_size
+        self.image_size = image_size
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.seed, self.num_workers = seed, num_workers
-        self.splits: dict[str, TensorImageDataset] = {}
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -90,34 +76,3 @@ class DigitsDataModule(ImageDataModule):
         images, labels = load_digits_uint8(self.image_size)
         for name, idx in split_indices(len(images), self.val_fraction, self.test_fraction, self.seed).items():
             self.splits[name] = TensorImageDataset(images[idx], labels[idx])
-
-    def split(self, name: str) -> TensorImageDataset:
-        self.setup()
-        return self.splits[name]
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        ds = self.split(name)
-        if shuffle:
-            sampler = self.train_sampler(ds, self.seed)
-        else:
-            trainer = getattr(self, "trainer", None)
-            world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-            sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False)
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            drop_last=shuffle,
-            generator=torch.Generator().manual_seed(self.seed),
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -1,6 +1,7 @@
 """LightningModules, one file per family: thin glue between a network and a method."""
 
 from lit_genvision.models.base import GenerativeModel, PlatformModule
+from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.diffusion import DiffusionModel
 
-__all__ = ["DiffusionModel", "GenerativeModel", "PlatformModule"]
+__all__ = ["Classifier", "DiffusionModel", "GenerativeModel", "PlatformModule"]

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lit_genvision.methods.augment import flip_crop
 from lit_genvision.models.base import PlatformModule
 
 
@@ -23,8 +22,6 @@ class Classifier(PlatformModule):
         weight_decay: weight decay.
         optimizer: ``adamw`` or ``sgd``.
         label_smoothing: cross-entropy label smoothing (0.2 in the CIFAR-10 speed runs).
-        augment_flip_crop: batched flip + crop augmentation on the device (pad pixels; 0 = off).
-        flip: random horizontal flips (off for digits, where a mirrored digit is another shape).
         channels_last: train in channels-last memory format (faster convs on GPUs).
         one_cycle: one-cycle learning-rate schedule over the trainer's total steps.
     """
@@ -40,8 +37,6 @@ class Classifier(PlatformModule):
         weight_decay: float = 0.0,
         optimizer: str = "adamw",
         label_smoothing: float = 0.0,
-        augment_flip_crop: int = 0,
-        flip: bool = True,
         channels_last: bool = False,
         one_cycle: bool = False,
     ) -> None:
@@ -52,8 +47,7 @@ class Classifier(PlatformModule):
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.num_classes, self.lr, self.weight_decay = num_classes, lr, weight_decay
         self.optimizer_name, self.label_smoothing = optimizer, label_smoothing
-        self.augment_flip_crop, self.flip, self.channels_last, self.one_cycle = (
-            augment_flip_crop, flip, channels_last, one_cycle)  # fmt: skip
+        self.channels_last, self.one_cycle = channels_last, one_cycle
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -63,11 +57,8 @@ class Classifier(PlatformModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def _augment(self, x: Tensor) -> Tensor:
-        return flip_crop(x, self.augment_flip_crop, flip=self.flip)
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits = self(self._augment(batch["image"]))
+        logits = self(batch["image"])
         loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.label_smoothing)
         self.train_acc(logits, batch["label"])
         self.log_dict({"train/loss": loss, "train/acc": self.train_acc}, prog_bar=True)

@@ -1,0 +1,126 @@
+"""`lit-genvision evaluate` and `leaderboard` on the tiny checkpoint, and their bad-input paths."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from lit_genvision.cli import main
+from lit_genvision.experiments.store import COLUMNS, PROTOCOL, ResultsStore
+from lit_genvision.metrics.scoring import Scorer
+
+
+def _eval(ckpt, store, *extra):
+    return main(["evaluate", "--ckpt", str(ckpt), "--num-samples", "80", "--steps", "3", "--store", str(store), *extra])
+
+
+def test_records_carry_the_protocol(tiny_checkpoint, tmp_path):
+    store = tmp_path / "r.sqlite"
+    assert _eval(tiny_checkpoint, store) == 0
+    rows = ResultsStore(store).records()
+    assert {r["metric"] for r in rows} == {"digits_fd", "recognised", "min_class_share", "class_entropy"}
+    for r in rows:
+        assert all(
+            r[k] is not None
+            for k in PROTOCOL
+            + ("model", "family", "checkpoint_hash", "sampler", "steps", "wall_time_s", "device", "git_revision")
+        )
+        assert r["dataset"] == "digits" and r["split"] == "test" and r["num_samples"] == 80 and r["steps"] == 3
+        assert r["family"] == "diffusion" and r["image_size"] == 8
+    fd = next(r["value"] for r in rows if r["metric"] == "digits_fd")
+    assert fd > 0
+
+
+def test_same_seed_same_score(tiny_checkpoint, tmp_path):
+    store = tmp_path / "r.sqlite"
+    _eval(tiny_checkpoint, store, "--metrics", "digits_fd")
+    _eval(tiny_checkpoint, store, "--metrics", "digits_fd")
+    a, b = [r["value"] for r in ResultsStore(store).records(metric="digits_fd")]
+    assert a == pytest.approx(b, rel=1e-9)
+
+
+def test_interrupted_evaluate_writes_no_partial_record(tiny_checkpoint, tmp_path, monkeypatch):
+    store = tmp_path / "r.sqlite"
+    _eval(tiny_checkpoint, store)
+    before = len(ResultsStore(store).records())
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Scorer, "compute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _eval(tiny_checkpoint, store)
+    assert len(ResultsStore(store).records()) == before
+
+
+def test_fewer_samples_than_feature_dimension_says_so(tiny_checkpoint, tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main(["evaluate", "--ckpt", str(tiny_checkpoint), "--num-samples", "20", "--steps", "2",
+                 "--store", str(store)]) == 2  # fmt: skip
+    assert "singular covariance in a 64-dimensional feature space" in capsys.readouterr().err
+    assert ResultsStore(store).records() == []
+
+
+def test_corrupt_store_is_one_clear_error(tiny_checkpoint, tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    store.write_bytes(b"this is not sqlite" * 100)
+    assert _eval(tiny_checkpoint, store) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable SQLite file" in err and "move it aside" in err
+    assert store.read_bytes().startswith(b"this is not sqlite")  # left untouched
+
+
+def test_classifier_checkpoint_has_no_sample(classifier_checkpoint, tmp_path, capsys):
+    assert _eval(classifier_checkpoint, tmp_path / "r.sqlite") == 2
+    assert "holds a Classifier (classifier family), which has no sample()" in capsys.readouterr().err
+
+
+def test_leaderboard_never_ranks_across_protocols(tmp_path, capsys):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    base = {
+        "dataset": "digits",
+        "split": "test",
+        "extractor": "x",
+        "image_size": 16,
+        "metric": "digits_fd",
+        "status": "ok",
+        "family": "diffusion",
+        "sampler": "ddim(eta=0)",
+        "checkpoint_hash": "h",
+    }
+    store.add([
+        base | {"model": "a", "num_samples": 500, "value": 3.0, "steps": 50},
+        base | {"model": "b", "num_samples": 500, "value": 2.0, "steps": 20},
+        base | {"model": "c", "num_samples": 100, "value": 1.0, "steps": 50},  # another protocol
+    ])  # fmt: skip
+    store.close()
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0
+    md = out.with_suffix(".md").read_text()
+    sections = md.split("## ")[1:]
+    assert len(sections) == 2
+    n500 = next(s for s in sections if "N=500" in s)
+    assert n500.index("| 1 | b |") < n500.index("| 2 | a |") and "| c |" not in n500
+    assert out.with_suffix(".png").is_file()
+
+
+def test_baseline_floor_is_far_below_broken_baselines(tmp_path):
+    store = tmp_path / "r.sqlite"
+    for b in ("real", "one-class"):
+        main(["evaluate", "--baseline", b, "--num-samples", "300", "--repeats", "2", "--store", str(store)])
+    values = {r["model"]: r["value"] for r in ResultsStore(store).records(metric="digits_fd")}
+    assert values["baseline:real"] * 10 < values["baseline:one-class"]
+    coverage = {r["model"]: r["value"] for r in ResultsStore(store).records(metric="min_class_share")}
+    assert coverage["baseline:one-class"] == 0 and coverage["baseline:real"] > 0.05
+
+
+def test_store_schema_has_every_column(tmp_path):
+    ResultsStore(tmp_path / "r.sqlite").close()
+    cols = {row[1] for row in sqlite3.connect(tmp_path / "r.sqlite").execute("PRAGMA table_info(results)")}
+    assert set(COLUMNS) <= cols
+
+
+def test_unknown_metric_is_rejected(tiny_checkpoint, tmp_path, capsys):
+    assert _eval(tiny_checkpoint, tmp_path / "r.sqlite", "--metrics", "fud") == 2
+    assert "unknown metric(s) fud" in capsys.readouterr().err
