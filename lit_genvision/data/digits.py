@@ -59,8 +59,9 @@ class DigitsDataModule(InMemoryDataModule):
         test_fraction: float = 0.2,
         seed: int = 0,
         num_workers: int = 0,
+        augment_crop: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers, augment_crop=augment_crop)
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 (the digits are 8×8), got {image_size}.")
         self.image_size = image_size

@@ -27,6 +27,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint not found: {path}; pass a .ckpt written by `lit-genvision fit` "
             "(runs/<name>/version_N/checkpoints/last.ckpt)."
         )
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut or foreign file is not one
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated (not a torch zip archive); use another "
+            "checkpoint, e.g. an earlier one from the same run."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
