@@ -52,8 +52,9 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 def save(name: str, payload: dict) -> Path:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    payload = {"benchmark": name, "date": dt.date.today().isoformat(), "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
-               "git_revision": rev, "machine": machine()} | payload  # fmt: skip
+    command = " ".join(["python", *sys.argv])
+    head = {"benchmark": name, "date": dt.date.today().isoformat(), "command": command, "git_revision": rev}
+    payload = head | {"machine": machine()} | payload
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,11 +1,16 @@
 """LightningDataModules, one file per dataset; batches are dicts with ``image`` in [-1, 1] NCHW."""
 
 from lit_genvision.data.base import ImageDataModule, TensorImageDataset, to_uint8, to_unit_range
+from lit_genvision.data.celeba import CelebADataModule
 from lit_genvision.data.cifar10 import CIFAR10DataModule, load_cifar10
 from lit_genvision.data.digits import DigitsDataModule, load_digits_uint8
+from lit_genvision.data.laion import LaionDataModule, LaionFilters
 
 __all__ = [
     "CIFAR10DataModule",
+    "CelebADataModule",
+    "LaionDataModule",
+    "LaionFilters",
     "load_cifar10",
     "DigitsDataModule",
     "ImageDataModule",

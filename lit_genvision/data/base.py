@@ -60,16 +60,60 @@ class ImageDataModule(L.LightningDataModule):
     #: Batch keys this data module provides; models check theirs against it at setup.
     provides: ClassVar[tuple[str, ...]] = ("image",)
 
-    def __init__(self, augment_crop: int = 0, augment_flip: bool = False) -> None:
+    #: collate_fn of the loaders (None: torch's default collate).
+    collate_fn: ClassVar = None
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        augment_crop: int = 0,
+        augment_flip: bool = False,
+    ) -> None:
         super().__init__()
+        self.batch_size, self.seed, self.num_workers, self.pin_memory = batch_size, seed, num_workers, pin_memory
         self.augment_crop, self.augment_flip = augment_crop, augment_flip
+        self.splits: dict[str, Dataset] = {}
         self._train_passes = 0
         self._train_sampler: ResumableSampler | None = None
 
+    def split(self, name: str) -> Dataset:
+        """The ``train``/``val``/``test`` dataset (set up on first use)."""
+        self.setup()
+        return self.splits[name]
+
+    def make_loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        """Train: shuffled by a ``ResumableSampler`` (rank-sharded under DDP); val/test: sharded in order."""
+        if shuffle:
+            sampler = self.train_sampler(dataset, self.seed)
+        else:
+            rank, world = self.rank_and_world()
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, drop_last=shuffle,
+            generator=torch.Generator().manual_seed(self.seed), persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory, collate_fn=type(self).collate_fn,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self.make_loader(self.split("train"), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.make_loader(self.split("val"), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.make_loader(self.split("test"), shuffle=False)
+
+    def rank_and_world(self) -> tuple[int, int]:
+        """(global rank, world size) of this process; (0, 1) outside a trainer."""
+        trainer = getattr(self, "_trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_sampler(self, dataset, seed: int) -> ResumableSampler:
         """The shuffling, rank-sharding sampler of the train split (see `ResumableSampler`)."""
-        trainer = getattr(self, "trainer", None)
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        rank, world = self.rank_and_world()
         self._train_sampler = ResumableSampler(
             dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True, passes=self._train_passes
         )
@@ -124,47 +168,7 @@ class ResumableSampler(DistributedSampler):
 
 
 class InMemoryDataModule(ImageDataModule):
-    """A data module whose splits are ``TensorImageDataset``s held in memory as uint8.
+    """A data module whose splits are ``TensorImageDataset``s held in memory as uint8: each batch
+    is one index operation, no per-image Python (subclasses fill ``self.splits`` in ``setup``)."""
 
-    Subclasses fill ``self.splits`` (``train``, ``val``, ``test``) in ``setup``. The train loader
-    shuffles with a ``ResumableSampler`` (rank-sharded under DDP); val/test are sharded in order.
-    """
-
-    def __init__(
-        self,
-        batch_size: int = 128,
-        seed: int = 0,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        augment_crop: int = 0,
-        augment_flip: bool = False,
-    ) -> None:
-        super().__init__(augment_crop, augment_flip)
-        self.batch_size, self.seed, self.num_workers, self.pin_memory = batch_size, seed, num_workers, pin_memory
-        self.splits: dict[str, TensorImageDataset] = {}
-
-    def split(self, name: str) -> TensorImageDataset:
-        self.setup()
-        return self.splits[name]
-
-    def make_loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        if shuffle:
-            sampler = self.train_sampler(dataset, self.seed)
-        else:
-            trainer = getattr(self, "trainer", None)
-            world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
-        return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, drop_last=shuffle,
-            generator=torch.Generator().manual_seed(self.seed), persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory, collate_fn=pass_through,
-        )  # fmt: skip
-
-    def train_dataloader(self) -> DataLoader:
-        return self.make_loader(self.split("train"), shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.make_loader(self.split("val"), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.make_loader(self.split("test"), shuffle=False)
+    collate_fn = staticmethod(pass_through)

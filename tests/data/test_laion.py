@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from fixtures.formats import laion_samples, write_laion_parquet, write_laion_tar
+from torch.utils.data import DataLoader
+
+from lit_genvision.data.laion import LaionDataModule, LaionFilters, LaionStream, list_shards
+
+
+def write_shards(root, shards: int = 3, per_shard: int = 6) -> list[dict]:
+    everything = []
+    for k in range(shards):
+        samples = laion_samples(per_shard, seed=k)
+        write_laion_tar(root / f"{k:05d}.tar", samples)
+        everything += samples
+    return everything
+
+
+def keys(stream) -> list[str]:
+    return [s["key"] for s in stream]
+
+
+def test_reads_every_sample_with_caption_from_tars(tmp_path):
+    samples = write_shards(tmp_path)
+    items = list(LaionStream(list_shards(tmp_path), 16, LaionFilters()))
+    expected = [s["key"] for s in samples if s["txt"]]  # empty captions are filtered by default
+    assert [i["key"] for i in items] == expected
+    first = next(s for s in samples if s["txt"])
+    assert items[0]["text"] == first["txt"] and items[0]["image"].shape == (3, 16, 16)
+    assert items[0]["image"].dtype == torch.uint8
+
+
+def test_parquet_equals_tar(tmp_path):
+    samples = laion_samples(8, seed=3)
+    write_laion_tar(tmp_path / "t" / "00000.tar", samples)
+    write_laion_parquet(tmp_path / "p" / "part-00000.parquet", samples)
+    a = list(LaionStream(list_shards(tmp_path / "t"), 16, LaionFilters()))
+    b = list(LaionStream(list_shards(tmp_path / "p"), 16, LaionFilters()))
+    assert [x["key"] for x in a] == [x["key"] for x in b]
+    assert all(torch.equal(x["image"], y["image"]) and x["text"] == y["text"] for x, y in zip(a, b, strict=True))
+
+
+def test_filters_on_size_aspect_caption_and_scores(tmp_path):
+    samples = write_shards(tmp_path, shards=1, per_shard=20)
+    f = LaionFilters(min_size=40, max_aspect=1.5, max_pwatermark=0.5)
+    got = set(keys(LaionStream(list_shards(tmp_path), 8, f)))
+
+    def ok(s):
+        w, h = s["json"]["width"], s["json"]["height"]
+        return s["txt"] and min(w, h) >= 40 and max(w, h) <= 1.5 * min(w, h) and s["json"]["pwatermark"] <= 0.5
+
+    assert got == {s["key"] for s in samples if ok(s)}
+    assert 0 < len(got) < 20
+
+
+@pytest.mark.parametrize("shards, workers", [(4, 2), (1, 2)])  # enough shards to deal out; fewer than consumers
+def test_two_ranks_with_worker_processes_see_each_sample_exactly_once(tmp_path, shards, workers):
+    samples = write_shards(tmp_path, shards=shards, per_shard=7)
+    seen: Counter = Counter()
+    for rank in range(2):
+        stream = LaionStream(list_shards(tmp_path), 8, LaionFilters(min_caption_chars=0), rank=rank, world=2)
+        loader = DataLoader(stream, batch_size=3, num_workers=workers)
+        for batch in loader:
+            seen.update(batch["key"])
+    assert set(seen) == {s["key"] for s in samples}
+    assert set(seen.values()) == {1}
+
+
+def test_truncated_shard_is_skipped_with_a_warning(tmp_path):
+    write_shards(tmp_path, shards=2, per_shard=6)
+    shard = tmp_path / "00000.tar"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match="00000.tar is truncated or damaged after"):
+        got = keys(LaionStream(list_shards(tmp_path), 8, LaionFilters(min_caption_chars=0)))
+    assert sum(k.startswith("00001") for k in got) == 6  # the next shard is read whole
+    assert 0 < sum(k.startswith("00000") for k in got) < 6
+
+
+def test_corrupt_image_is_skipped_counted_and_warned(tmp_path):
+    samples = laion_samples(5, seed=0)
+    samples[2]["jpg"] = samples[2]["jpg"][:100]
+    write_laion_tar(tmp_path / "00000.tar", samples)
+    stream = LaionStream(list_shards(tmp_path), 8, LaionFilters(min_caption_chars=0))
+    with pytest.warns(UserWarning, match=f"skipped unreadable LAION image {samples[2]['key']}"):
+        got = keys(stream)
+    assert samples[2]["key"] not in got and len(got) == 4 and stream.skipped.count == 1
+
+
+def test_missing_shards_name_the_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no LAION shards under .*webdataset shards"):
+        LaionDataModule(root=str(tmp_path)).setup()
+
+
+def test_parquet_without_caption_column_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"jpg": [b"x"], "alt": ["y"]}), tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="expected an image column .* and a caption column"):
+        list(LaionStream(list_shards(tmp_path), 8, LaionFilters()))
+
+
+def test_datamodule_batches(tmp_path):
+    write_shards(tmp_path, shards=3, per_shard=4)
+    dm = LaionDataModule(root=str(tmp_path), image_size=16, val_shards=1, batch_size=4, num_workers=0)
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert batch["image"].shape == (4, 3, 16, 16) and batch["image"].dtype == torch.float32
+    assert len(batch["text"]) == 4 and all(isinstance(t, str) for t in batch["text"])
+    assert len(list(dm.val_dataloader())) > 0
