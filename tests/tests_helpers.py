@@ -17,46 +17,33 @@ os.environ.setdefault("LIT_GENVISION_CACHE", str(ROOT / ".pytest_cache" / "lit_g
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-def tiny_diffusion_args(run_root: Path, name: str = "tiny", max_steps: int = 8, **extra: str) -> list[str]:
-    """CLI overrides that shrink the digits DDPM config to a seconds-long run under ``run_root``."""
-    args = [
-        "--config",
-        str(DIGITS_DDPM),
-        "--model.init_args.net.init_args.image_size",
-        "8",
-        "--model.init_args.net.init_args.channels",
-        "8",
-        "--model.init_args.net.init_args.channel_mults",
-        "[1, 2]",
-        "--model.init_args.net.init_args.norm_groups",
-        "4",
-        "--model.init_args.net.init_args.heads",
-        "2",
-        "--model.init_args.schedule.init_args.timesteps",
-        "50",
-        "--model.init_args.sampler.init_args.steps",
-        "5",
-        "--model.init_args.warmup_steps",
-        "2",
-        "--data.init_args.image_size",
-        "8",
-        "--data.init_args.batch_size",
-        "64",
-        "--trainer.max_steps",
-        str(max_steps),
-        "--trainer.check_val_every_n_epoch",
-        "1",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        "--trainer.default_root_dir",
-        str(run_root),
-        "--trainer.logger.init_args.save_dir",
-        str(run_root),
-        "--trainer.logger.init_args.name",
-        name,
-    ]
+def tiny_diffusion_args(
+    run_root: Path, name: str = "tiny", max_steps: int = 8, config: Path = DIGITS_DDPM, **extra: str
+) -> list[str]:
+    """CLI overrides that shrink a digits config (diffusion or flow matching) to a seconds-long run."""
+    overrides = {
+        "model.init_args.net.init_args.image_size": "8",
+        "model.init_args.net.init_args.channels": "8",
+        "model.init_args.net.init_args.channel_mults": "[1, 2]",
+        "model.init_args.net.init_args.norm_groups": "4",
+        "model.init_args.net.init_args.heads": "2",
+        "model.init_args.sampler.init_args.steps": "5",
+        "model.init_args.warmup_steps": "2",
+        "data.init_args.image_size": "8",
+        "data.init_args.batch_size": "64",
+        "trainer.max_steps": str(max_steps),
+        "trainer.check_val_every_n_epoch": "1",
+        "trainer.enable_progress_bar": "false",
+        "trainer.enable_model_summary": "false",
+        "trainer.default_root_dir": str(run_root),
+        "trainer.logger.init_args.save_dir": str(run_root),
+        "trainer.logger.init_args.name": name,
+    }
+    if "diffusion" in str(config):
+        overrides["model.init_args.schedule.init_args.timesteps"] = "50"
+    args = ["--config", str(config)]
+    for key, value in overrides.items():
+        args += [f"--{key}", value]
     for key, value in extra.items():
         args += [f"--{key}", value]
     return args

@@ -126,13 +126,19 @@ class ImageDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         self._train_passes = int(state_dict.get("train_passes", 0))
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+    def device_transform(self, batch: dict, training: bool) -> dict:
+        """uint8 → [-1, 1] on the device; training batches are flipped/cropped first, while still
+        uint8 (a quarter of the bytes to move)."""
         if isinstance(batch, dict) and "image" in batch and batch["image"].dtype == torch.uint8:
-            batch = {**batch, "image": to_unit_range(batch["image"])}
-            trainer = getattr(self, "_trainer", None)
-            if trainer is not None and trainer.training and (self.augment_crop or self.augment_flip):
-                batch["image"] = flip_crop(batch["image"], self.augment_crop, flip=self.augment_flip)
+            image = batch["image"]
+            if training and (self.augment_crop or self.augment_flip):
+                image = flip_crop(image, self.augment_crop, flip=self.augment_flip)
+            batch = {**batch, "image": to_unit_range(image)}
         return batch
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        trainer = getattr(self, "_trainer", None)
+        return self.device_transform(batch, training=trainer is not None and trainer.training)
 
 
 class ResumableSampler(DistributedSampler):

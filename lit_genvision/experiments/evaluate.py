@@ -25,7 +25,7 @@ from torch import Tensor
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.experiments.checkpoints import load_model
-from lit_genvision.experiments.sample import build_sampler, progress_bar, resolve_device
+from lit_genvision.experiments.sample import add_sampling_arguments, configure_sampling, progress_bar, resolve_device
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.metrics.digits import load_digits_extractor
 from lit_genvision.metrics.inception import InceptionExtractor
@@ -130,19 +130,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--baseline", choices=BASELINES, help="score a reference baseline on digits instead")
     p.add_argument("--metrics", default="digits_fd", help=f"comma-separated: {', '.join(METRICS)}")
     p.add_argument("--num-samples", type=int, default=500)
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default=None)
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (NFE)")
-    p.add_argument("--eta", type=float, default=0.0)
+    add_sampling_arguments(p)
     p.add_argument("--split", default="test", help="reference split (held out from training)")
     p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=5, help="subsets averaged for --baseline real")
-    p.add_argument("--device", default="auto")
     p.add_argument("--name", default=None, help="model name in the leaderboard (default: the run folder)")
     p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
     p.add_argument("--inception-weights", default=None, help=f"local {InceptionExtractor.__module__} weights file")
     p.add_argument("--download-weights", action="store_true", help="download the Inception weights if missing")
-    p.add_argument("--no-ema", action="store_true")
     p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
 
 
@@ -182,20 +177,24 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
         datamodule = run_datamodule(ckpt)
         scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], args)
-        sampler = build_sampler(args.sampler, args.eta)
-        sampler_name, nfe = model.sampling_protocol(args.steps, sampler)
+        sampler = configure_sampling(model, args)
         g = torch.Generator(device=model.device).manual_seed(args.seed)
         kwargs = {"sampler": sampler} if sampler is not None else {}
+        nfes: list[int] = []  # per batch: an adaptive solver's NFE is known only after it ran
 
         def generated() -> Iterator[Tensor]:
             with progress_bar() as progress:
-                task = progress.add_task(f"evaluate {sampler_name} × {nfe}", total=args.num_samples)
+                task = progress.add_task(f"evaluate {model.family}", total=args.num_samples)
                 for i in range(0, args.num_samples, args.batch_size):
                     n = min(args.batch_size, args.num_samples - i)
-                    yield model.sample(n, steps=args.steps, generator=g, **kwargs).cpu()
+                    images = model.sample(n, steps=args.steps, generator=g, **kwargs).cpu()
+                    nfes.append(model.sampling_protocol(args.steps, sampler)[1])
+                    yield images
                     progress.advance(task, n)
 
         values = _score(scorers, generated)
+        sampler_name = model.sampling_protocol(args.steps, sampler)[0]
+        nfe = round(sum(nfes) / len(nfes))
         run_name = args.name or "/".join(ckpt.resolve().parts[-4:-2])
         device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
         common |= {"model": run_name, "family": model.family, "dataset": datamodule.name, "checkpoint": str(ckpt),

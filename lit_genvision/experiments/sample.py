@@ -12,18 +12,39 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lit_genvision.callbacks.images import save_images, upscale_for_view
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.methods.interpolation import interpolate_noise
-from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler
 
 
-def build_sampler(name: str | None, eta: float) -> Sampler | None:
-    """``ddpm`` → ancestral, ``ddim`` → DDIM(η); None keeps the model's configured sampler."""
-    if name is None:
-        return None
-    if name == "ddpm":
-        return DDPMSampler()
-    if name == "ddim":
-        return DDIMSampler(eta=eta)
-    raise ValueError(f"--sampler must be ddpm or ddim, got {name!r}.")
+def configure_sampling(model, args: argparse.Namespace):
+    """Apply --guidance to the model and build the sampler named by --sampler (None: the model's own)."""
+    if getattr(args, "guidance", None) is not None:
+        if not model.num_classes:
+            raise ValueError(
+                "--guidance needs a class-conditional model; this checkpoint's network has no num_classes."
+            )
+        model.guidance_scale = args.guidance
+    return model.make_sampler(args.sampler, eta=args.eta, rtol=args.rtol, atol=args.atol)
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by sample and evaluate."""
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help="override the model's sampler: ddpm | ddim (diffusion); euler | midpoint | heun | rk4 | dopri5 (flow)",
+    )
+    p.add_argument("--steps", type=int, default=None, help="sampler steps")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0: deterministic)")
+    p.add_argument("--rtol", type=float, default=1e-3, help="dopri5 relative tolerance")
+    p.add_argument("--atol", type=float, default=1e-3, help="dopri5 absolute tolerance")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale s (0 unconditional, 1 conditional, >1 guided)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,7 +61,7 @@ def generate(
     *,
     batch_size: int,
     steps: int | None,
-    sampler: Sampler | None,
+    sampler: object | None,
     seed: int,
     progress: Progress | None = None,
 ) -> torch.Tensor:
@@ -64,10 +85,7 @@ def progress_bar() -> Progress:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint written by `lit-genvision fit`")
     p.add_argument("--num", type=int, default=64, help="number of images")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default=None, help="override the model's sampler")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (NFE)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0: deterministic)")
-    p.add_argument("--seed", type=int, default=0)
+    add_sampling_arguments(p)
     p.add_argument("--out", default="samples.png", help=".png grid or .npz (uint8 arr_0, N×H×W×C)")
     p.add_argument(
         "--interpolate",
@@ -77,8 +95,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write a row of K images between the noise of --seed and --seed+1",
     )
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -87,7 +103,7 @@ def run(args: argparse.Namespace) -> Path:
     if Path(args.out).suffix.lower() not in {".png", ".jpg", ".jpeg", ".npz"}:
         raise ValueError(f"--out must end in .png, .jpg or .npz, got {Path(args.out).name!r}.")
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
-    sampler = build_sampler(args.sampler, args.eta)
+    sampler = configure_sampling(model, args)
     with progress_bar() as progress:
         if args.interpolate:
             if args.interpolate < 2:
@@ -96,9 +112,10 @@ def run(args: argparse.Namespace) -> Path:
             a = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
             b = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1))
             noise = interpolate_noise(a, b, args.interpolate).to(model.device)
-            # Interpolation needs a deterministic map from noise to image: DDIM with η = 0.
+            # Interpolation needs a deterministic map from noise to image (DDIM η = 0, or any ODE solver).
             task = progress.add_task("interpolating", total=1)
-            images = model.sample(args.interpolate, steps=args.steps, sampler=DDIMSampler(eta=0.0), noise=noise).cpu()
+            kwargs = {"sampler": s} if (s := sampler or model.deterministic_sampler()) is not None else {}
+            images = model.sample(args.interpolate, steps=args.steps, noise=noise, **kwargs).cpu()
             progress.advance(task)
             nrow = args.interpolate
         else:

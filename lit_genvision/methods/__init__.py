@@ -1,6 +1,7 @@
 """The math of each method, as pure functions on tensors (no Lightning, no I/O)."""
 
 from lit_genvision.methods.diffusion import diffusion_loss, prediction_target, q_sample, to_x0_eps
+from lit_genvision.methods.flow import LinearPath, VPPath
 from lit_genvision.methods.interpolation import interpolate_noise, slerp
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler, timestep_sequence
 from lit_genvision.methods.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, OffsetCosineSchedule
@@ -9,6 +10,7 @@ __all__ = [
     "CosineSchedule",
     "DDIMSampler",
     "DDPMSampler",
+    "LinearPath",
     "LinearSchedule",
     "NoiseSchedule",
     "OffsetCosineSchedule",
@@ -19,5 +21,6 @@ __all__ = [
     "q_sample",
     "slerp",
     "timestep_sequence",
+    "VPPath",
     "to_x0_eps",
 ]

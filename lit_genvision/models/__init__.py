@@ -3,5 +3,6 @@
 from lit_genvision.models.base import GenerativeModel, PlatformModule
 from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.diffusion import DiffusionModel
+from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 
-__all__ = ["Classifier", "DiffusionModel", "GenerativeModel", "PlatformModule"]
+__all__ = ["Classifier", "DiffusionModel", "FlowMatchingModel", "ODESampler", "GenerativeModel", "PlatformModule"]

@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor
 
+from lit_genvision.methods.guidance import classifier_free_guidance, drop_labels
+
 CHECKPOINT_KEY = "lit_genvision"
 
 
@@ -24,6 +26,10 @@ class PlatformModule(L.LightningModule):
     family: ClassVar[str] = "base"
     #: Batch keys the model reads; checked against the data module's ``provides`` at setup.
     requires: ClassVar[tuple[str, ...]] = ("image",)
+
+    def required_keys(self) -> tuple[str, ...]:
+        """The batch keys this instance reads (a conditional model adds its condition)."""
+        return self.requires
 
     def save_config(self) -> None:
         """Save the constructor arguments as hyperparameters when they are a plain config.
@@ -49,7 +55,7 @@ class PlatformModule(L.LightningModule):
         provided = getattr(datamodule, "provides", None)
         if provided is None:
             return
-        missing = [k for k in self.requires if k not in provided]
+        missing = [k for k in self.required_keys() if k not in provided]
         if missing:
             raise ValueError(
                 f"{type(self).__name__} needs batch key(s) {', '.join(missing)}, which {type(datamodule).__name__} "
@@ -74,7 +80,49 @@ class PlatformModule(L.LightningModule):
 
 
 class GenerativeModel(PlatformModule):
-    """A model that generates images through one protocol, used by grids, evaluation and the leaderboard."""
+    """A model that generates images through one protocol, used by grids, evaluation and the leaderboard.
+
+    Class conditioning is shared by the families whose network takes ``num_classes``: training
+    drops labels with probability ``label_dropout``; sampling without a condition draws balanced
+    labels; ``guidance_scale`` applies classifier-free guidance (see ``methods.guidance``).
+    """
+
+    label_dropout: float = 0.0
+    guidance_scale: float = 1.0
+
+    @property
+    def num_classes(self) -> int | None:
+        return getattr(getattr(self, "net", None), "num_classes", None)
+
+    def required_keys(self) -> tuple[str, ...]:
+        return self.requires + (("label",) if self.num_classes else ())
+
+    def train_cond(self, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
+        """The training condition: labels with dropout to the null label, or None."""
+        if not self.num_classes:
+            return None
+        return {"label": drop_labels(batch["label"], self.label_dropout, self.num_classes)}
+
+    def sample_cond(self, num: int, cond: dict | None) -> dict | None:
+        """The given condition, or balanced labels 0, 1, …, K−1, 0, … for a conditional model."""
+        if cond is not None or not self.num_classes:
+            return cond
+        return {"label": torch.arange(num, device=self.device) % self.num_classes}
+
+    def guided_net(self, scale: float | None = None):
+        """The network as the samplers call it, with classifier-free guidance when conditional."""
+        scale = self.guidance_scale if scale is None else scale
+        return classifier_free_guidance(self.net, scale, self.num_classes) if self.num_classes else self.net
+
+    def make_sampler(self, name: str | None, **options: Any) -> object | None:
+        """A sampler for ``sample(..., sampler=)`` from a command-line name (None: the configured one)."""
+        if name is None:
+            return None
+        raise ValueError(f"{type(self).__name__} has no sampler named {name!r}.")
+
+    def deterministic_sampler(self) -> object | None:
+        """A sampler that maps noise to images deterministically (for interpolation); None: the default is."""
+        return None
 
     def sample(
         self, num: int, *, cond: dict | None = None, steps: int | None = None, generator: torch.Generator | None = None

@@ -8,40 +8,37 @@ import torch
 from torch import Tensor, nn
 
 from lit_genvision.methods.diffusion import Prediction, diffusion_loss, randn_like
-from lit_genvision.methods.samplers import DDIMSampler, Sampler
+from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler
 from lit_genvision.methods.samplers.base import StepCallback
 from lit_genvision.methods.schedules import LinearSchedule, NoiseSchedule
 from lit_genvision.models.base import GenerativeModel
+from lit_genvision.models.optim import adamw_with_warmup
 
 
 class DiffusionModel(GenerativeModel):
-    """Denoising diffusion (DDPM training, DDPM/DDIM sampling).
+    """Denoising diffusion (DDPM training, DDPM/DDIM sampling), optionally class-conditional.
 
     Args:
         net: the denoiser, called as ``net(x_t, t, cond)``; it must expose ``in_channels`` and
-            ``image_size`` unless ``image_shape`` is given.
+            ``image_size`` unless ``image_shape`` is given. A net built with ``num_classes`` makes
+            the model class-conditional.
         schedule: the noise schedule (linear, cosine, offset cosine).
         sampler: the default sampler for ``sample`` (DDIM 50 steps if omitted).
         prediction: what the network predicts: ``eps``, ``v`` or ``x0``.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up steps.
+        label_dropout: probability of training a sample with the null label (classifier-free guidance).
+        guidance_scale: default guidance scale s at sampling (0 unconditional, 1 conditional, >1 guided).
         image_shape: (C, H, W) of generated images; read from the network by default.
     """
 
     family = "diffusion"
 
-    def __init__(
-        self,
-        net: nn.Module,
-        schedule: NoiseSchedule | None = None,
-        sampler: Sampler | None = None,
-        prediction: Prediction = "eps",
-        lr: float = 2e-4,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        image_shape: tuple[int, int, int] | None = None,
-    ) -> None:
+    def __init__(self, net: nn.Module, schedule: NoiseSchedule | None = None, sampler: Sampler | None = None,
+                 prediction: Prediction = "eps", lr: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
+                 label_dropout: float = 0.1, guidance_scale: float = 1.0,
+                 image_shape: tuple[int, int, int] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.save_config()
         self.net = net
@@ -49,10 +46,12 @@ class DiffusionModel(GenerativeModel):
         self.sampler = sampler or DDIMSampler()
         self.prediction = prediction
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
         self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction)
+        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction,
+                              cond=self.train_cond(batch))  # fmt: skip
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -60,49 +59,46 @@ class DiffusionModel(GenerativeModel):
         # A fixed generator per batch makes the validation loss comparable across epochs and
         # leaves the global RNG (and so training) untouched.
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
-        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction, generator=g)
+        cond = {"label": batch["label"]} if self.num_classes else None
+        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction, cond=cond,
+                              generator=g)  # fmt: skip
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        if not self.warmup_steps:
-            return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / self.warmup_steps))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_warmup(self.net.parameters(), self.lr, self.weight_decay, self.warmup_steps)
+
+    def make_sampler(self, name: str | None, *, eta: float = 0.0, **options: Any) -> Sampler | None:
+        if name is None:
+            return None
+        if name == "ddpm":
+            return DDPMSampler()
+        if name == "ddim":
+            return DDIMSampler(eta=eta)
+        raise ValueError(f"diffusion samplers are ddpm and ddim, got {name!r}.")
+
+    def deterministic_sampler(self) -> Sampler:
+        return DDIMSampler(steps=self.sampler.steps, eta=0.0)
 
     def sampling_protocol(self, steps: int | None = None, sampler: Sampler | None = None) -> tuple[str, int]:
         sampler = sampler or self.sampler
         nfe = steps or sampler.steps or self.schedule.timesteps
-        return sampler.name, nfe
+        guided = self.num_classes and self.guidance_scale not in (0.0, 1.0)
+        name = sampler.name + (f"+cfg{self.guidance_scale:g}" if self.num_classes else "")
+        return name, nfe * (2 if guided else 1)
 
     @torch.no_grad()
-    def sample(
-        self,
-        num: int,
-        *,
-        cond: dict | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        sampler: Sampler | None = None,
-        noise: Tensor | None = None,
-        callback: StepCallback | None = None,
-    ) -> Tensor:
+    def sample(self, num: int, *, cond: dict | None = None, steps: int | None = None,
+               generator: torch.Generator | None = None, sampler: Sampler | None = None,
+               noise: Tensor | None = None, callback: StepCallback | None = None) -> Tensor:  # fmt: skip
         """Draw x_T ~ N(0, I) (or use ``noise``) and run the sampler; returns (num, C, H, W) in [-1, 1]."""
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
         was_training = self.net.training
         self.net.eval()
         try:
-            x = (sampler or self.sampler)(
-                self.net,
-                self.schedule,
-                noise,
-                steps=steps,
-                cond=cond,
-                prediction=self.prediction,
-                generator=generator,
-                callback=callback,
-            )
+            x = (sampler or self.sampler)(self.guided_net(), self.schedule, noise, steps=steps,
+                                          cond=self.sample_cond(len(noise), cond), prediction=self.prediction,
+                                          generator=generator, callback=callback)  # fmt: skip
         finally:
             self.net.train(was_training)
         return x.clamp(-1, 1)

@@ -157,6 +157,8 @@ class UNet(nn.Module):
         norm_groups: preferred GroupNorm group count (reduced to a divisor of the width).
         dropout: dropout inside residual blocks.
         context_dim: if set, attention blocks also cross-attend to ``cond["context"]`` (B, M, context_dim).
+        num_classes: if set, ``cond["label"]`` (B,) is embedded and added to the timestep embedding;
+            label ``num_classes`` is the null label of classifier-free guidance.
         kernels: ``auto | torch | triton`` — which implementation of GroupNorm/attention runs.
     """
 
@@ -173,6 +175,7 @@ class UNet(nn.Module):
         norm_groups: int = 32,
         dropout: float = 0.0,
         context_dim: int | None = None,
+        num_classes: int | None = None,
         kernels: str = "auto",
     ) -> None:
         super().__init__()
@@ -188,6 +191,8 @@ class UNet(nn.Module):
             emb_dim=emb_dim, heads=heads, groups=norm_groups, dropout=dropout, context_dim=context_dim, kernels=kernels
         )
         self.time_embed = TimestepEmbedding(channels, emb_dim)
+        self.num_classes = num_classes
+        self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         res = [image_size // 2**i for i in range(levels)]
@@ -210,6 +215,11 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         context = (cond or {}).get("context")
         emb = self.time_embed(t)  # (B, emb_dim)
+        if self.label_embed is not None:
+            labels = (cond or {}).get("label")
+            if labels is None:  # no label given: the null label, i.e. the unconditional model
+                labels = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
+            emb = emb + self.label_embed(labels)
         h = self.conv_in(x)  # (B, w0, H, W)
         skips: list[Tensor] = []
         for block in self.down:
