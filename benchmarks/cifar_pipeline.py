@@ -59,21 +59,40 @@ def main() -> None:
     ours = [
         epoch_rate(dm.train_dataloader(), lambda b: dm.device_transform(b, training=True)) for _ in range(args.repeats)
     ]
-    rows = [{"pipeline": "CIFAR10DataModule (uint8 in memory, batched flip/crop)", "workers": 0,
-             "images_per_s": statistics.median(ours), "runs": ours}]  # fmt: skip
-    tf = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize((0.5,) * 3, (0.5,) * 3)])  # fmt: skip
+    rows = [
+        {
+            "pipeline": "CIFAR10DataModule (uint8 in memory, batched flip/crop)",
+            "workers": 0,
+            "images_per_s": statistics.median(ours),
+            "runs": ours,
+        }
+    ]
+    tf = T.Compose(
+        [
+            T.RandomCrop(32, padding=4, padding_mode="reflect"),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize((0.5,) * 3, (0.5,) * 3),
+        ]
+    )
 
     import torchvision.datasets.cifar as tv_cifar
 
     tv_cifar.check_integrity = lambda *a, **k: True  # the generated copy has the real format, not the real MD5s
     ds = torchvision.datasets.CIFAR10(str(args.root), train=True, transform=tf, download=False)
     for w in args.workers:
-        loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=w,
-                                             persistent_workers=w > 0)  # fmt: skip
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=args.batch, shuffle=True, num_workers=w, persistent_workers=w > 0
+        )
         runs = [epoch_rate(loader) for _ in range(args.repeats)]
-        rows.append({"pipeline": "torchvision CIFAR10 + DataLoader + transforms", "workers": w,
-                     "images_per_s": statistics.median(runs), "runs": runs})  # fmt: skip
+        rows.append(
+            {
+                "pipeline": "torchvision CIFAR10 + DataLoader + transforms",
+                "workers": w,
+                "images_per_s": statistics.median(runs),
+                "runs": runs,
+            }
+        )
     best_tv = max(r["images_per_s"] for r in rows[1:])
     for r in rows:
         print(f"{r['pipeline']:58s} workers {r['workers']}  {r['images_per_s']:10.0f} img/s")

@@ -27,8 +27,13 @@ def machine() -> dict[str, str | int]:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}  # fmt: skip
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info

@@ -18,8 +18,12 @@ from common import median_time, save  # noqa: E402
 from lit_genvision.cli import GenVisionCLI  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ["configs/diffusion/digits.yaml", "configs/diffusion/cifar10.yaml", "configs/classifier/digits.yaml",
-           "configs/classifier/cifar10.yaml"]  # fmt: skip
+DEFAULT = [
+    "configs/diffusion/digits.yaml",
+    "configs/diffusion/cifar10.yaml",
+    "configs/classifier/digits.yaml",
+    "configs/classifier/cifar10.yaml",
+]
 
 
 def step_fn(config: str, batch: int | None):
@@ -56,8 +60,16 @@ def main() -> None:
             batch = 32  # the configs' GPU batch sizes take minutes per step on a CPU
         step, b, params = step_fn(config, batch)
         med, times = median_time(step, repeats=args.repeats)
-        rows.append({"config": config, "batch": b, "params": params, "median_step_s": med, "images_per_s": b / med,
-                     "step_times_s": times})  # fmt: skip
+        rows.append(
+            {
+                "config": config,
+                "batch": b,
+                "params": params,
+                "median_step_s": med,
+                "images_per_s": b / med,
+                "step_times_s": times,
+            }
+        )
         print(
             f"{config:38s} batch {b:4d}  params {params / 1e6:6.2f}M  {med * 1000:8.1f} ms/step  {b / med:8.1f} img/s"
         )

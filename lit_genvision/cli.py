@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lit_genvision.callbacks import RNGState, RunSummary
 from lit_genvision.data.base import ImageDataModule
-from lit_genvision.experiments import evaluate, export, leaderboard, sample
+from lit_genvision.experiments import evaluate, export, latent, leaderboard, sample
 from lit_genvision.experiments.checkpoints import CheckpointError
 from lit_genvision.experiments.store import StoreError
 from lit_genvision.models.base import PlatformModule
@@ -37,6 +37,10 @@ TOOLS = {
     "export": (export, "export a checkpoint's EMA weights to safetensors"),
     "evaluate": (evaluate, "score a checkpoint (digits-FD, FID, KID, IS) and record the result"),
     "leaderboard": (leaderboard, "rank recorded results within each evaluation protocol"),
+    "latent": (
+        latent,
+        "latent-space tools for autoencoders and VAEs: embed, attribute-vector, traverse, blend, reconstruct",
+    ),
 }
 
 

@@ -17,8 +17,15 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "diffusion" / "digits
 def run(run_dir: Path, max_steps: int | None) -> None:
     t0 = time.perf_counter()
     store = str(run_dir / "results.sqlite")
-    fit = ["fit", "--config", str(CONFIG), "--trainer.default_root_dir", str(run_dir),
-           "--trainer.logger.init_args.save_dir", str(run_dir)]  # fmt: skip
+    fit = [
+        "fit",
+        "--config",
+        str(CONFIG),
+        "--trainer.default_root_dir",
+        str(run_dir),
+        "--trainer.logger.init_args.save_dir",
+        str(run_dir),
+    ]
     if max_steps:
         fit += ["--trainer.max_steps", str(max_steps)]
     main(fit)
@@ -32,8 +39,22 @@ def run(run_dir: Path, max_steps: int | None) -> None:
     for sampler, steps in (("ddim", 20), ("ddim", 50), ("ddpm", 100)):
         main(["evaluate", "--ckpt", str(ckpt), "--sampler", sampler, "--steps", str(steps), "--store", store])
     name = "/".join(ckpt.resolve().parts[-4:-2]) + " (raw weights)"
-    main(["evaluate", "--ckpt", str(ckpt), "--no-ema", "--name", name, "--sampler", "ddim", "--steps", "50",
-          "--store", store])  # fmt: skip
+    main(
+        [
+            "evaluate",
+            "--ckpt",
+            str(ckpt),
+            "--no-ema",
+            "--name",
+            name,
+            "--sampler",
+            "ddim",
+            "--steps",
+            "50",
+            "--store",
+            store,
+        ]
+    )
     main(["leaderboard", "--store", store, "--metric", "digits_fd", "--out", str(run_dir / "leaderboard")])
     print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s. Outputs:")
     for label, path in [
@@ -45,7 +66,7 @@ def run(run_dir: Path, max_steps: int | None) -> None:
         ("leaderboard", run_dir / "leaderboard.md"),
         ("leaderboard plot", run_dir / "leaderboard.png"),
     ]:
-        print(f"  {label:17s} {path}")  # fmt: skip
+        print(f"  {label:17s} {path}")
 
 
 if __name__ == "__main__":

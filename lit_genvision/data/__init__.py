@@ -5,12 +5,15 @@ from lit_genvision.data.celeba import CelebADataModule
 from lit_genvision.data.cifar10 import CIFAR10DataModule, load_cifar10
 from lit_genvision.data.digits import DigitsDataModule, load_digits_uint8
 from lit_genvision.data.laion import LaionDataModule, LaionFilters
+from lit_genvision.data.openimages import OpenImagesDataModule, render_semantic_map
 
 __all__ = [
     "CIFAR10DataModule",
     "CelebADataModule",
     "LaionDataModule",
     "LaionFilters",
+    "OpenImagesDataModule",
+    "render_semantic_map",
     "load_cifar10",
     "DigitsDataModule",
     "ImageDataModule",

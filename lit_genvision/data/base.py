@@ -92,10 +92,16 @@ class ImageDataModule(L.LightningDataModule):
             rank, world = self.rank_and_world()
             sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
         return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, drop_last=shuffle,
-            generator=torch.Generator().manual_seed(self.seed), persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory, collate_fn=type(self).collate_fn,
-        )  # fmt: skip
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=shuffle,
+            generator=torch.Generator().manual_seed(self.seed),
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            collate_fn=type(self).collate_fn,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self.make_loader(self.split("train"), shuffle=True)
@@ -108,7 +114,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def rank_and_world(self) -> tuple[int, int]:
         """(global rank, world size) of this process; (0, 1) outside a trainer."""
-        trainer = getattr(self, "_trainer", None)
+        trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def train_sampler(self, dataset, seed: int) -> ResumableSampler:
@@ -137,7 +143,7 @@ class ImageDataModule(L.LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        trainer = getattr(self, "_trainer", None)
+        trainer = getattr(self, "trainer", None)
         return self.device_transform(batch, training=trainer is not None and trainer.training)
 
 

@@ -144,8 +144,10 @@ class CelebADataModule(ImageDataModule):
             )
         if set(partition) != set(attrs):
             diff = sorted(set(partition) ^ set(attrs))
-            raise ValueError(f"{part_file.name} and {attr_file.name} list different images ({len(diff)} differ, "
-                             f"first: {diff[0]}); use the files of one release.")  # fmt: skip
+            raise ValueError(
+                f"{part_file.name} and {attr_file.name} list different images ({len(diff)} differ, "
+                f"first: {diff[0]}); use the files of one release."
+            )
         cols = {name: i for i, name in enumerate(self.attribute_names)}
         keep = [f for f, a in attrs.items() if all((a[cols[k]] > 0) == bool(v) for k, v in self.filter.items())]
         for split, code in SPLITS.items():

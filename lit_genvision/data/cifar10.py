@@ -25,8 +25,10 @@ from lit_genvision.data.base import InMemoryDataModule, TensorImageDataset
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-LAYOUT = ("cifar-10-batches-py/ with data_batch_1..5, test_batch and batches.meta (the python version), "
-          "cifar-10-python.tar.gz, or {train,test}-*.parquet with columns img and label")  # fmt: skip
+LAYOUT = (
+    "cifar-10-batches-py/ with data_batch_1..5, test_batch and batches.meta (the python version), "
+    "cifar-10-python.tar.gz, or {train,test}-*.parquet with columns img and label"
+)
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -140,13 +142,17 @@ def _from_hub() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
         ds = load_dataset("uoft-cs/cifar10")
     except Exception as err:  # offline, or the hub refused
-        raise FileNotFoundError(f"could not download uoft-cs/cifar10 ({type(err).__name__}); put {LAYOUT} under "
-                                "the data root and set download: false.") from None  # fmt: skip
+        raise FileNotFoundError(
+            f"could not download uoft-cs/cifar10 ({type(err).__name__}); put {LAYOUT} under "
+            "the data root and set download: false."
+        ) from None
     out = {}
     for split in ("train", "test"):
         rows = ds[split]
-        out[split] = (np.stack([np.asarray(im.convert("RGB")).transpose(2, 0, 1) for im in rows["img"]]),
-                      np.asarray(rows["label"], dtype=np.int64))  # fmt: skip
+        out[split] = (
+            np.stack([np.asarray(im.convert("RGB")).transpose(2, 0, 1) for im in rows["img"]]),
+            np.asarray(rows["label"], dtype=np.int64),
+        )
     return out
 
 
@@ -181,8 +187,14 @@ class CIFAR10DataModule(InMemoryDataModule):
         num_workers: int = 0,
         pin_memory: bool = True,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory,
-                         augment_crop=augment_crop, augment_flip=augment_flip)  # fmt: skip
+        super().__init__(
+            batch_size=batch_size,
+            seed=seed,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            augment_crop=augment_crop,
+            augment_flip=augment_flip,
+        )
         self.root, self.val_size, self.download = root, val_size, download
 
     @property
@@ -198,6 +210,9 @@ class CIFAR10DataModule(InMemoryDataModule):
             raise ValueError(f"val_size must be between 0 and {len(x) - 1}, got {self.val_size}.")
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
         val, train = perm[: self.val_size], perm[self.val_size :]
-        self.splits = {"train": TensorImageDataset(x[train], y[train]), "val": TensorImageDataset(x[val], y[val]),
-                       "test": TensorImageDataset(*data["test"])}  # fmt: skip
+        self.splits = {
+            "train": TensorImageDataset(x[train], y[train]),
+            "val": TensorImageDataset(x[val], y[val]),
+            "test": TensorImageDataset(*data["test"]),
+        }
         rank_zero_info(f"CIFAR-10 from {self.root}: " + ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))

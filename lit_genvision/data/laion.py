@@ -26,8 +26,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lit_genvision.data.base import ImageDataModule
 from lit_genvision.data.images import BAD_IMAGE_ERRORS, SkippedFiles, center_crop_resize, open_rgb
 
-LAYOUT = ("webdataset shards (NNNNN.tar holding NNNN.jpg + NNNN.txt [+ .json], as img2dataset writes them) "
-          "or parquet files with image bytes (jpg) and caption (txt) columns")  # fmt: skip
+LAYOUT = (
+    "webdataset shards (NNNNN.tar holding NNNN.jpg + NNNN.txt [+ .json], as img2dataset writes them) "
+    "or parquet files with image bytes (jpg) and caption (txt) columns"
+)
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 IMAGE_COLUMNS = ("jpg", "image", "png", "webp")
 CAPTION_COLUMNS = ("txt", "caption", "TEXT", "text")
@@ -62,9 +64,12 @@ class LaionFilters:
         def score(*names: str) -> float | None:
             return next((float(meta[n]) for n in names if meta.get(n) is not None), None)
 
-        checks = [(score("similarity"), self.min_similarity, 1), (score("punsafe"), self.max_punsafe, -1),
-                  (score("pwatermark"), self.max_pwatermark, -1),
-                  (score("aesthetic", "AESTHETIC_SCORE"), self.min_aesthetic, 1)]  # fmt: skip
+        checks = [
+            (score("similarity"), self.min_similarity, 1),
+            (score("punsafe"), self.max_punsafe, -1),
+            (score("pwatermark"), self.max_pwatermark, -1),
+            (score("aesthetic", "AESTHETIC_SCORE"), self.min_aesthetic, 1),
+        ]
         return all(v is None or t is None or (v >= t if sign > 0 else v <= t) for v, t, sign in checks)
 
     def keep_size(self, width: int, height: int) -> bool:
@@ -92,8 +97,9 @@ def iter_tar(path: Path) -> Iterator[dict[str, Any]]:
                 data = tar.extractfile(member).read()
                 sample[ext.lower()] = data
     except (tarfile.ReadError, EOFError, OSError) as err:
-        warnings.warn(f"shard {path} is truncated or damaged after {n} samples ({err}); skipping the rest of it",
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"shard {path} is truncated or damaged after {n} samples ({err}); skipping the rest of it", stacklevel=2
+        )
         return
     if sample:
         yield sample
@@ -108,14 +114,20 @@ def iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
     img_col = next((c for c in IMAGE_COLUMNS if c in cols), None)
     txt_col = next((c for c in CAPTION_COLUMNS if c in cols), None)
     if img_col is None or txt_col is None:
-        raise ValueError(f"{path} has columns {cols}; expected an image column ({' | '.join(IMAGE_COLUMNS)}) "
-                         f"and a caption column ({' | '.join(CAPTION_COLUMNS)}).")  # fmt: skip
+        raise ValueError(
+            f"{path} has columns {cols}; expected an image column ({' | '.join(IMAGE_COLUMNS)}) "
+            f"and a caption column ({' | '.join(CAPTION_COLUMNS)})."
+        )
     for batch in f.iter_batches(batch_size=256):
         for i, row in enumerate(batch.to_pylist()):
             raw = row.pop(img_col)
             image = raw["bytes"] if isinstance(raw, dict) else raw
-            yield {"key": str(row.get("key", f"{path.stem}:{i}")), "jpg": image, "txt": row.pop(txt_col) or "",
-                   "meta": row}  # fmt: skip
+            yield {
+                "key": str(row.get("key", f"{path.stem}:{i}")),
+                "jpg": image,
+                "txt": row.pop(txt_col) or "",
+                "meta": row,
+            }
 
 
 def list_shards(root: Path) -> list[Path]:
@@ -236,8 +248,13 @@ class LaionDataModule(ImageDataModule):
         return LaionStream(self.shards[split], self.image_size, self.filters, rank, world)
 
     def _loader(self, split: str) -> DataLoader:
-        return DataLoader(self.stream(split), batch_size=self.batch_size, num_workers=self.num_workers,
-                          pin_memory=self.pin_memory, persistent_workers=False)  # fmt: skip
+        return DataLoader(
+            self.stream(split),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

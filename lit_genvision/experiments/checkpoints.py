@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from lightning.pytorch.cli import instantiate_module
 
 from lit_genvision.callbacks.ema import STATE_KEY as EMA_KEY
+from lit_genvision.data.base import ImageDataModule
+from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformModule
 
 
@@ -89,3 +93,15 @@ def load_model(path: str | Path, *, use_ema: bool = True, generative: bool = Fal
                 params[name].copy_(value)
     model.ema_loaded = use_ema and ema is not None
     return model.eval()
+
+
+def run_datamodule(ckpt: str | Path) -> ImageDataModule:
+    """The data module of the run that wrote ``ckpt``, rebuilt from the run's saved config.yaml
+    (runs/<name>/version_N/config.yaml); the digits when the run folder has none."""
+    config = Path(ckpt).resolve().parent.parent / "config.yaml"
+    if not config.is_file():
+        warnings.warn(f"no config.yaml in {config.parent}; assuming the digits data module", stacklevel=2)
+        return DigitsDataModule()
+    data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+    path = data.get("class_path", "lit_genvision.data.DigitsDataModule")
+    return instantiate_module(ImageDataModule, {"_class_path": path, **(data.get("init_args") or {})})

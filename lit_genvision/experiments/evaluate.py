@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.data.digits import DigitsDataModule
-from lit_genvision.experiments.checkpoints import load_model
+from lit_genvision.experiments.checkpoints import load_model, run_datamodule
 from lit_genvision.experiments.sample import add_sampling_arguments, configure_sampling, progress_bar, resolve_device
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.metrics.digits import load_digits_extractor
@@ -50,18 +49,6 @@ def file_hash(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
-
-
-def run_datamodule(ckpt: Path):
-    """The data module of the run that wrote ``ckpt`` (from the run's saved config.yaml)."""
-    config = ckpt.resolve().parent.parent / "config.yaml"
-    if not config.is_file():
-        return DigitsDataModule()
-    data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
-    path = data.get("class_path", "lit_genvision.data.DigitsDataModule")
-    module, _, name = path.rpartition(".")
-    cls = getattr(__import__(module, fromlist=[name]), name)
-    return cls(**(data.get("init_args") or {}))
 
 
 def image_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
@@ -168,10 +155,18 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             images = baseline_images(args.baseline, datamodule, args.num_samples, args.seed + r)
             runs.append(_score(fresh, lambda images=images: image_batches(images, 250)))
         values = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]}
-        common |= {"model": f"baseline:{args.baseline}", "family": "baseline", "dataset": datamodule.name,
-                   "checkpoint": None, "checkpoint_hash": None, "sampler": "-", "steps": 0,
-                   "image_size": datamodule.image_size, "device": "cpu",
-                   "notes": f"mean of {repeats} subsets" if repeats > 1 else None}  # fmt: skip
+        common |= {
+            "model": f"baseline:{args.baseline}",
+            "family": "baseline",
+            "dataset": datamodule.name,
+            "checkpoint": None,
+            "checkpoint_hash": None,
+            "sampler": "-",
+            "steps": 0,
+            "image_size": datamodule.image_size,
+            "device": "cpu",
+            "notes": f"mean of {repeats} subsets" if repeats > 1 else None,
+        }
     else:
         ckpt = Path(args.ckpt)
         model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
@@ -197,19 +192,35 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         nfe = round(sum(nfes) / len(nfes))
         run_name = args.name or "/".join(ckpt.resolve().parts[-4:-2])
         device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
-        common |= {"model": run_name, "family": model.family, "dataset": datamodule.name, "checkpoint": str(ckpt),
-                   "checkpoint_hash": file_hash(ckpt), "sampler": sampler_name, "steps": nfe,
-                   "image_size": model.image_shape[-1], "device": device,
-                   "notes": None if getattr(model, "ema_loaded", False) else "raw weights"}  # fmt: skip
+        common |= {
+            "model": run_name,
+            "family": model.family,
+            "dataset": datamodule.name,
+            "checkpoint": str(ckpt),
+            "checkpoint_hash": file_hash(ckpt),
+            "sampler": sampler_name,
+            "steps": nfe,
+            "image_size": model.image_shape[-1],
+            "device": device,
+            "notes": None if getattr(model, "ema_loaded", False) else "raw weights",
+        }
     wall = time.perf_counter() - start
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     revision = git_revision()
     extractor_of = {m: s.extractor.name for s in scorers for m in s.metrics}
     records = [
-        common | {"created": created, "metric": m, "value": v, "extractor": extractor_of[m], "wall_time_s": wall,
-                  "git_revision": revision, "status": "ok"}
+        common
+        | {
+            "created": created,
+            "metric": m,
+            "value": v,
+            "extractor": extractor_of[m],
+            "wall_time_s": wall,
+            "git_revision": revision,
+            "status": "ok",
+        }
         for m, v in values.items()
-    ]  # fmt: skip
+    ]
     store.add(records)
     store.close()
     _print(records, store.path, scorers)

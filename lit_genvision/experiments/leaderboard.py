@@ -46,8 +46,12 @@ def markdown(grouped: dict[tuple, list[dict[str, Any]]]) -> str:
     lines = ["# Leaderboard", "", "Ranked within a protocol (dataset, split, extractor, N, image size) only.", ""]
     for key, rows in grouped.items():
         arrow = "lower is better" if lower_is_better(key[-1]) else "higher is better"
-        lines += [f"## {_title(key)} ({arrow})", "", "| rank | model | family | sampler | NFE | value | checkpoint |",
-                  "|---:|---|---|---|---:|---:|---|"]  # fmt: skip
+        lines += [
+            f"## {_title(key)} ({arrow})",
+            "",
+            "| rank | model | family | sampler | NFE | value | checkpoint |",
+            "|---:|---|---|---|---:|---:|---|",
+        ]
         for i, r in enumerate(rows, 1):
             lines.append(
                 f"| {i} | {r['model']} | {r['family']} | {r['sampler']} | {r['steps']} | {r['value']:.4f} "
@@ -73,8 +77,14 @@ def plot(grouped: dict[tuple, list[dict[str, Any]]], path: Path) -> Path | None:
         for r in rows:
             if r["family"] == "baseline":
                 ax.axhline(r["value"], ls="--", lw=1, color="grey")
-                ax.annotate(r["model"], (0, r["value"]), xycoords=("axes fraction", "data"), fontsize=7,
-                            color="grey", va="bottom")  # fmt: skip
+                ax.annotate(
+                    r["model"],
+                    (0, r["value"]),
+                    xycoords=("axes fraction", "data"),
+                    fontsize=7,
+                    color="grey",
+                    va="bottom",
+                )
             else:
                 series[f"{r['model']} · {r['sampler'].split('(')[0]}"].append((r["steps"], r["value"]))
         for label, pts in sorted(series.items()):
@@ -118,8 +128,7 @@ def run(args: argparse.Namespace) -> dict[tuple, list[dict[str, Any]]]:
         return grouped
     for key, rows in grouped.items():
         table = Table(title=_title(key) + (" ↓" if lower_is_better(key[-1]) else " ↑"))
-        for col, just in [("#", "right"), ("model", "left"), ("sampler", "left"), ("NFE", "right"),
-                          ("value", "right")]:  # fmt: skip
+        for col, just in [("#", "right"), ("model", "left"), ("sampler", "left"), ("NFE", "right"), ("value", "right")]:
             table.add_column(col, justify=just)
         for i, r in enumerate(rows, 1):
             table.add_row(str(i), r["model"], r["sampler"], str(r["steps"]), f"{r['value']:.4f}")

@@ -13,11 +13,26 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS = {
-    "created": "TEXT", "model": "TEXT", "family": "TEXT", "dataset": "TEXT", "split": "TEXT",
-    "checkpoint": "TEXT", "checkpoint_hash": "TEXT", "metric": "TEXT", "value": "REAL", "num_samples": "INTEGER",
-    "extractor": "TEXT", "sampler": "TEXT", "steps": "INTEGER", "image_size": "INTEGER", "wall_time_s": "REAL",
-    "device": "TEXT", "git_revision": "TEXT", "status": "TEXT", "notes": "TEXT",
-}  # fmt: skip
+    "created": "TEXT",
+    "model": "TEXT",
+    "family": "TEXT",
+    "dataset": "TEXT",
+    "split": "TEXT",
+    "checkpoint": "TEXT",
+    "checkpoint_hash": "TEXT",
+    "metric": "TEXT",
+    "value": "REAL",
+    "num_samples": "INTEGER",
+    "extractor": "TEXT",
+    "sampler": "TEXT",
+    "steps": "INTEGER",
+    "image_size": "INTEGER",
+    "wall_time_s": "REAL",
+    "device": "TEXT",
+    "git_revision": "TEXT",
+    "status": "TEXT",
+    "notes": "TEXT",
+}
 PROTOCOL = ("dataset", "split", "extractor", "num_samples", "image_size")
 
 

@@ -54,9 +54,10 @@ class InceptionExtractor:
             )
         try:
             self.net = FeatureExtractorInceptionV3(
-                "inception-v3-compat", ["2048", "logits_unbiased"],
+                "inception-v3-compat",
+                ["2048", "logits_unbiased"],
                 feature_extractor_weights_path=str(path) if path else None,
-            )  # fmt: skip
+            )
         except OSError as err:  # no network for the download
             raise MissingWeightsError(
                 f"could not download {WEIGHTS_FILE} ({err}); fetch it where a network is available and pass "

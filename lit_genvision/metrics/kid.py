@@ -31,9 +31,12 @@ def kernel_inception_distance(
     if size < 2:
         raise ValueError("KID needs at least 2 samples in each set.")
     g = torch.Generator().manual_seed(seed)
-    values = torch.stack([
-        polynomial_mmd2_unbiased(x[torch.randperm(len(x), generator=g)[:size]],
-                                 y[torch.randperm(len(y), generator=g)[:size]])
-        for _ in range(subsets)
-    ])  # fmt: skip
+    values = torch.stack(
+        [
+            polynomial_mmd2_unbiased(
+                x[torch.randperm(len(x), generator=g)[:size]], y[torch.randperm(len(y), generator=g)[:size]]
+            )
+            for _ in range(subsets)
+        ]
+    )
     return values.mean().item(), values.std().item() if subsets > 1 else 0.0

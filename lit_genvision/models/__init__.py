@@ -1,8 +1,18 @@
 """LightningModules, one file per family: thin glue between a network and a method."""
 
+from lit_genvision.models.autoencoder import AutoencoderModel, VAEModel
 from lit_genvision.models.base import GenerativeModel, PlatformModule
 from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 
-__all__ = ["Classifier", "DiffusionModel", "FlowMatchingModel", "ODESampler", "GenerativeModel", "PlatformModule"]
+__all__ = [
+    "AutoencoderModel",
+    "VAEModel",
+    "Classifier",
+    "DiffusionModel",
+    "FlowMatchingModel",
+    "ODESampler",
+    "GenerativeModel",
+    "PlatformModule",
+]

@@ -35,10 +35,19 @@ class DiffusionModel(GenerativeModel):
 
     family = "diffusion"
 
-    def __init__(self, net: nn.Module, schedule: NoiseSchedule | None = None, sampler: Sampler | None = None,
-                 prediction: Prediction = "eps", lr: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
-                 label_dropout: float = 0.1, guidance_scale: float = 1.0,
-                 image_shape: tuple[int, int, int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: NoiseSchedule | None = None,
+        sampler: Sampler | None = None,
+        prediction: Prediction = "eps",
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        label_dropout: float = 0.1,
+        guidance_scale: float = 1.0,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.save_config()
         self.net = net
@@ -50,8 +59,9 @@ class DiffusionModel(GenerativeModel):
         self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction,
-                              cond=self.train_cond(batch))  # fmt: skip
+        loss = diffusion_loss(
+            self.net, self.schedule, batch["image"], prediction=self.prediction, cond=self.train_cond(batch)
+        )
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -60,8 +70,9 @@ class DiffusionModel(GenerativeModel):
         # leaves the global RNG (and so training) untouched.
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
         cond = {"label": batch["label"]} if self.num_classes else None
-        loss = diffusion_loss(self.net, self.schedule, batch["image"], prediction=self.prediction, cond=cond,
-                              generator=g)  # fmt: skip
+        loss = diffusion_loss(
+            self.net, self.schedule, batch["image"], prediction=self.prediction, cond=cond, generator=g
+        )
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
@@ -87,18 +98,33 @@ class DiffusionModel(GenerativeModel):
         return name, nfe * (2 if guided else 1)
 
     @torch.no_grad()
-    def sample(self, num: int, *, cond: dict | None = None, steps: int | None = None,
-               generator: torch.Generator | None = None, sampler: Sampler | None = None,
-               noise: Tensor | None = None, callback: StepCallback | None = None) -> Tensor:  # fmt: skip
+    def sample(
+        self,
+        num: int,
+        *,
+        cond: dict | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: Sampler | None = None,
+        noise: Tensor | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
         """Draw x_T ~ N(0, I) (or use ``noise``) and run the sampler; returns (num, C, H, W) in [-1, 1]."""
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
         was_training = self.net.training
         self.net.eval()
         try:
-            x = (sampler or self.sampler)(self.guided_net(), self.schedule, noise, steps=steps,
-                                          cond=self.sample_cond(len(noise), cond), prediction=self.prediction,
-                                          generator=generator, callback=callback)  # fmt: skip
+            x = (sampler or self.sampler)(
+                self.guided_net(),
+                self.schedule,
+                noise,
+                steps=steps,
+                cond=self.sample_cond(len(noise), cond),
+                prediction=self.prediction,
+                generator=generator,
+                callback=callback,
+            )
         finally:
             self.net.train(was_training)
         return x.clamp(-1, 1)

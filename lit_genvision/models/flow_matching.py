@@ -61,10 +61,19 @@ class FlowMatchingModel(GenerativeModel):
 
     family = "flow_matching"
 
-    def __init__(self, net: nn.Module, path: AffinePath | None = None, sampler: ODESampler | None = None,
-                 time_sampling: str = "uniform", lr: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
-                 label_dropout: float = 0.1, guidance_scale: float = 1.0,
-                 image_shape: tuple[int, int, int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        net: nn.Module,
+        path: AffinePath | None = None,
+        sampler: ODESampler | None = None,
+        time_sampling: str = "uniform",
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        label_dropout: float = 0.1,
+        guidance_scale: float = 1.0,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.save_config()
         self.net, self.path, self.sampler = net, path or LinearPath(), sampler or ODESampler()
@@ -75,8 +84,9 @@ class FlowMatchingModel(GenerativeModel):
         self.last_nfe = 0
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = flow_matching_loss(self.net, self.path, batch["image"], cond=self.train_cond(batch),
-                                  time_sampling=self.time_sampling)  # fmt: skip
+        loss = flow_matching_loss(
+            self.net, self.path, batch["image"], cond=self.train_cond(batch), time_sampling=self.time_sampling
+        )
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -102,9 +112,17 @@ class FlowMatchingModel(GenerativeModel):
         return name, nfe * (2 if guided else 1)
 
     @torch.no_grad()
-    def sample(self, num: int, *, cond: dict | None = None, steps: int | None = None,
-               generator: torch.Generator | None = None, sampler: ODESampler | None = None,
-               noise: Tensor | None = None, callback: Any = None) -> Tensor:  # fmt: skip
+    def sample(
+        self,
+        num: int,
+        *,
+        cond: dict | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: ODESampler | None = None,
+        noise: Tensor | None = None,
+        callback: Any = None,
+    ) -> Tensor:
         """Integrate dx/dt = v_θ(x, t) from x_1 ~ N(0, I) at t = 1 to t = 0; (num, C, H, W) in [-1, 1]."""
         sampler = sampler or self.sampler
         if noise is None:
@@ -113,8 +131,16 @@ class FlowMatchingModel(GenerativeModel):
         was_training = self.net.training
         self.net.eval()
         try:
-            result = solve(sampler.solver, lambda x, t: net(x, t * TIME_SCALE, cond), noise, 1.0, 0.0,
-                           steps=steps or sampler.steps, rtol=sampler.rtol, atol=sampler.atol)  # fmt: skip
+            result = solve(
+                sampler.solver,
+                lambda x, t: net(x, t * TIME_SCALE, cond),
+                noise,
+                1.0,
+                0.0,
+                steps=steps or sampler.steps,
+                rtol=sampler.rtol,
+                atol=sampler.atol,
+            )
         finally:
             self.net.train(was_training)
         self.last_nfe = result.nfe

@@ -1,10 +1,13 @@
 """Networks and blocks: pure torch.nn, no Lightning, no losses."""
 
+from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.unet import AttentionBlock, DownBlock, ResidualBlock, UNet, UpBlock
 
 __all__ = [
+    "ConvDecoder",
+    "ConvEncoder",
     "FastResNet",
     "SmallConvNet",
     "AttentionBlock",

@@ -18,15 +18,20 @@ class SmallConvNet(nn.Module):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, w, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(4),
             nn.Flatten(),
-            nn.Linear(2 * w * 16, feature_dim), nn.ReLU(),
-        )  # fmt: skip
+            nn.Linear(2 * w * 16, feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
         self.in_channels, self.feature_dim = in_channels, feature_dim
 
@@ -70,11 +75,17 @@ class FastResNet(nn.Module):
         a, b, c = widths
         self.body = nn.Sequential(
             _conv_bn(in_channels, prep),
-            _conv_bn(prep, a), nn.MaxPool2d(2), _Residual(a),
-            _conv_bn(a, b), nn.MaxPool2d(2),
-            _conv_bn(b, c), nn.MaxPool2d(2), _Residual(c),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
-        )  # fmt: skip
+            _conv_bn(prep, a),
+            nn.MaxPool2d(2),
+            _Residual(a),
+            _conv_bn(a, b),
+            nn.MaxPool2d(2),
+            _conv_bn(b, c),
+            nn.MaxPool2d(2),
+            _Residual(c),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(c, num_classes, bias=False)
         self.in_channels, self.feature_dim, self.logit_scale = in_channels, c, logit_scale
 

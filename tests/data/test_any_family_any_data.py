@@ -119,3 +119,24 @@ def test_ddpm_on_a_laion_stream(tmp_path, workers):
         ],
     )
     assert ckpt["global_step"] == 2
+
+
+def test_ddpm_on_open_images(tmp_path):
+    from fixtures.openimages import write_openimages
+
+    write_openimages(tmp_path / "data")
+    ckpt = _fit(
+        tmp_path,
+        "diffusion/cifar10.yaml",
+        [
+            "--data",
+            "lit_genvision.data.OpenImagesDataModule",
+            "--data.init_args.root",
+            str(tmp_path / "data"),
+            "--data.init_args.image_size",
+            "32",
+            "--data.init_args.batch_size",
+            "2",
+        ],
+    )
+    assert ckpt["global_step"] == 2

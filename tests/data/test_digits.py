@@ -51,3 +51,30 @@ def test_train_order_depends_on_the_pass_count_which_the_state_dict_carries():
     loader = resumed.train_dataloader()
     loader.sampler.set_epoch(17)  # the trainer's epoch number does not matter
     torch.testing.assert_close(next(iter(loader))["label"], passes[1])
+
+
+def test_training_batches_are_augmented_only_while_training():
+    from types import SimpleNamespace
+
+    dm = DigitsDataModule(batch_size=64, augment_crop=2)
+    dm.setup()
+    batch = next(iter(dm.make_loader(dm.split("train"), shuffle=False)))
+    plain = dm.device_transform(batch, training=False)["image"]
+    dm.trainer = SimpleNamespace(training=False, global_rank=0, world_size=1)
+    torch.testing.assert_close(dm.on_after_batch_transfer(batch, 0)["image"], plain)
+    dm.trainer = SimpleNamespace(training=True, global_rank=0, world_size=1)
+    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)["image"], plain)
+
+
+def test_loaders_shard_by_the_trainers_rank():
+    from types import SimpleNamespace
+
+    seen = []
+    for rank in range(2):
+        dm = DigitsDataModule(batch_size=16)
+        dm.trainer = SimpleNamespace(training=True, global_rank=rank, world_size=2)
+        dm.setup()
+        loader = dm.train_dataloader()
+        assert (loader.sampler.rank, loader.sampler.num_replicas) == (rank, 2)
+        seen.append(torch.cat([b["label"] for b in loader]))
+    assert len(seen[0]) == len(seen[1]) == (1258 // 2) // 16 * 16

@@ -13,8 +13,14 @@ from lit_genvision.experiments.store import ResultsStore
 
 def test_classifier_reaches_97_percent(tmp_path):
     cfg = ROOT / "configs" / "classifier" / "digits.yaml"
-    common = ["--config", str(cfg), "--trainer.enable_progress_bar", "false",
-              "--trainer.logger.init_args.save_dir", str(tmp_path)]  # fmt: skip
+    common = [
+        "--config",
+        str(cfg),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    ]
     main(["fit", *common, "--trainer.default_root_dir", str(tmp_path)])
     ckpt = tmp_path / "classifier-digits" / "version_0" / "checkpoints" / "last.ckpt"
     main(["test", *common, "--ckpt_path", str(ckpt)])

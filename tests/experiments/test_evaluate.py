@@ -56,8 +56,10 @@ def test_interrupted_evaluate_writes_no_partial_record(tiny_checkpoint, tmp_path
 
 def test_fewer_samples_than_feature_dimension_says_so(tiny_checkpoint, tmp_path, capsys):
     store = tmp_path / "r.sqlite"
-    assert main(["evaluate", "--ckpt", str(tiny_checkpoint), "--num-samples", "20", "--steps", "2",
-                 "--store", str(store)]) == 2  # fmt: skip
+    assert (
+        main(["evaluate", "--ckpt", str(tiny_checkpoint), "--num-samples", "20", "--steps", "2", "--store", str(store)])
+        == 2
+    )
     assert "singular covariance in a 64-dimensional feature space" in capsys.readouterr().err
     assert ResultsStore(store).records() == []
 
@@ -89,11 +91,13 @@ def test_leaderboard_never_ranks_across_protocols(tmp_path, capsys):
         "sampler": "ddim(eta=0)",
         "checkpoint_hash": "h",
     }
-    store.add([
-        base | {"model": "a", "num_samples": 500, "value": 3.0, "steps": 50},
-        base | {"model": "b", "num_samples": 500, "value": 2.0, "steps": 20},
-        base | {"model": "c", "num_samples": 100, "value": 1.0, "steps": 50},  # another protocol
-    ])  # fmt: skip
+    store.add(
+        [
+            base | {"model": "a", "num_samples": 500, "value": 3.0, "steps": 50},
+            base | {"model": "b", "num_samples": 500, "value": 2.0, "steps": 20},
+            base | {"model": "c", "num_samples": 100, "value": 1.0, "steps": 50},  # another protocol
+        ]
+    )
     store.close()
     out = tmp_path / "lb"
     assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0

@@ -25,11 +25,15 @@ def test_unbiased_on_two_draws_of_one_distribution():
     """E[MMD²_u] = 0 when both sets come from one distribution: the mean over many independent
     draws sits within three standard errors of zero (a biased V-statistic would sit above)."""
     g = torch.Generator().manual_seed(0)
-    vals = torch.stack([
-        polynomial_mmd2_unbiased(torch.randn(30, 8, generator=g, dtype=torch.float64),
-                                 torch.randn(30, 8, generator=g, dtype=torch.float64))
-        for _ in range(400)
-    ])  # fmt: skip
+    vals = torch.stack(
+        [
+            polynomial_mmd2_unbiased(
+                torch.randn(30, 8, generator=g, dtype=torch.float64),
+                torch.randn(30, 8, generator=g, dtype=torch.float64),
+            )
+            for _ in range(400)
+        ]
+    )
     se = vals.std() / len(vals) ** 0.5
     assert abs(vals.mean()) < 3 * se
 

@@ -1,0 +1,165 @@
+"""AutoencoderModel and VAEModel: an encoder and a decoder, with (for the VAE) the KL term."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lit_genvision.methods.diffusion import randn_like
+from lit_genvision.methods.vae import (
+    Reconstruction,
+    kl_divergence,
+    kl_weight,
+    reconstruction_loss,
+    reparameterize,
+    to_image,
+)
+from lit_genvision.models.base import GenerativeModel, PlatformModule
+
+
+class _Latent:
+    """encode / decode / reconstruct, the interface of the latent tools (`lit-genvision latent`)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    reconstruction: Reconstruction
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The latent code of images in [-1, 1] (the mean for a VAE)."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Images in [-1, 1] from latent codes."""
+        return to_image(self.reconstruction, self.decoder(z))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    def _log_recon(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        x = batch["image"]
+        err = (self.reconstruct(x) - x).pow(2).mean()
+        self.log(f"{split}/recon_mse", err, prog_bar=True, sync_dist=True)
+        return err
+
+
+class AutoencoderModel(_Latent, PlatformModule):
+    """Deterministic autoencoder: x → z = encoder(x) → decoder(z), trained on reconstruction.
+
+    Args:
+        encoder: image → latent (``ConvEncoder`` with ``out_dim`` = latent size).
+        decoder: latent → image (``ConvDecoder``).
+        reconstruction: ``mse`` or ``bce``.
+        lr: Adam learning rate.
+    """
+
+    family = "autoencoder"
+
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, reconstruction: Reconstruction = "bce", lr: float = 1e-3
+    ) -> None:
+        super().__init__()
+        self.save_config()
+        self.encoder, self.decoder, self.reconstruction, self.lr = encoder, decoder, reconstruction, lr
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = reconstruction_loss(self.reconstruction, self.decoder(self.encoder(batch["image"])), batch["image"])
+        self.log("train/loss", loss.mean(), prog_bar=True)
+        return loss.mean()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._log_recon(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._log_recon(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class VAEModel(_Latent, GenerativeModel):
+    """Variational autoencoder: the encoder predicts z_mean and z_log_var, z = μ + σε, and the loss
+    adds β·D_KL[N(μ, σ²) ‖ N(0, I)] (β phased in over ``kl_warmup_steps``). ``sample`` decodes
+    z ~ N(0, I), so a VAE is scored like any generator.
+
+    Args:
+        encoder: image → 2·latent_dim (``ConvEncoder`` with ``out_dim`` = 2·latent_dim).
+        decoder: latent → image (``ConvDecoder``).
+        latent_dim: size of z.
+        reconstruction: ``mse`` or ``bce`` (summed over pixels, so the KL keeps its ELBO weight).
+        beta: weight of the KL term (1: the ELBO; >1: β-VAE).
+        kl_warmup_steps: steps over which β ramps up from 0.
+        lr: Adam learning rate.
+        image_shape: (C, H, W) of generated images; read from the decoder by default.
+    """
+
+    family = "vae"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent_dim: int = 2,
+        reconstruction: Reconstruction = "bce",
+        beta: float = 1.0,
+        kl_warmup_steps: int = 0,
+        lr: float = 1e-3,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_config()
+        self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+        self.reconstruction, self.beta, self.kl_warmup_steps, self.lr = reconstruction, beta, kl_warmup_steps, lr
+        side = decoder.start * 2 ** len(decoder.deconvs)
+        self.image_shape = tuple(image_shape or (decoder.out.out_channels, side, side))
+
+    def encode_distribution(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(z_mean, z_log_var), each (B, latent_dim)."""
+        z_mean, z_log_var = self.encoder(x).chunk(2, dim=1)
+        return z_mean, z_log_var.clamp(-30, 20)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encode_distribution(x)[0]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        x = batch["image"]
+        z_mean, z_log_var = self.encode_distribution(x)
+        recon = reconstruction_loss(self.reconstruction, self.decoder(reparameterize(z_mean, z_log_var)), x).mean()
+        kl = kl_divergence(z_mean, z_log_var).mean()
+        beta = kl_weight(self.global_step, self.beta, self.kl_warmup_steps)
+        loss = recon + beta * kl
+        self.log_dict({"train/loss": loss, "train/recon": recon, "train/kl": kl, "train/beta": beta}, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._log_recon(batch, "val")
+        self.log("val/kl", kl_divergence(*self.encode_distribution(batch["image"])).mean(), sync_dist=True)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._log_recon(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        *,
+        cond: dict | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+        **_: Any,
+    ) -> Tensor:
+        """Decode z ~ N(0, I): (num, C, H, W) in [-1, 1]."""
+        if noise is None:
+            noise = randn_like(torch.empty(num, self.latent_dim, device=self.device), generator)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.decode(noise).clamp(-1, 1)
+        finally:
+            self.train(was_training)
