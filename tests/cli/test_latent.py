@@ -1,0 +1,140 @@
+"""AE/VAE through the CLI: fit on digits, sample and evaluate a VAE, and every latent tool."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tests_helpers import ROOT
+
+from lit_genvision.cli import main
+from lit_genvision.experiments.store import ResultsStore
+
+
+def _fit(root, config: str, name: str, epochs: int = 2) -> str:
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs" / config),
+            "--trainer.max_epochs",
+            str(epochs),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.enable_model_summary",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.logger.init_args.save_dir",
+            str(root),
+            "--trainer.logger.init_args.name",
+            name,
+        ]
+    )
+    return str(root / name / "version_0" / "checkpoints" / "last.ckpt")
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("latent")
+    return {"ae": _fit(root, "autoencoder/digits.yaml", "ae"), "vae": _fit(root, "vae/digits.yaml", "vae")}
+
+
+def test_vae_samples_from_the_prior_and_is_scored(ckpts, tmp_path):
+    store = tmp_path / "r.sqlite"
+    assert main(["evaluate", "--ckpt", ckpts["vae"], "--num-samples", "100", "--store", str(store)]) == 0
+    rec = ResultsStore(store).records(metric="digits_fd")[0]
+    assert rec["family"] == "vae" and rec["steps"] == 1 and rec["sampler"] == "direct"
+
+
+@pytest.mark.parametrize("model", ["ae", "vae"])
+def test_embed_scatter(ckpts, tmp_path, model):
+    out = tmp_path / "embed.png"
+    assert main(["latent", "embed", "--ckpt", ckpts[model], "--out", str(out)]) == 0
+    assert Image.open(out).size[0] > 100
+
+
+def test_attribute_vector_traverse_blend_reconstruct(ckpts, tmp_path):
+    vec = tmp_path / "seven.safetensors"
+    assert (
+        main(
+            [
+                "latent",
+                "attribute-vector",
+                "--ckpt",
+                ckpts["vae"],
+                "--attribute",
+                "label=7",
+                "--against",
+                "label=1",
+                "--out",
+                str(vec),
+            ]
+        )
+        == 0
+    )
+    v = load_file(vec)["vector"]
+    assert v.shape == (8,) and v.norm() > 0
+    trav = tmp_path / "trav.png"
+    assert (
+        main(
+            [
+                "latent",
+                "traverse",
+                "--ckpt",
+                ckpts["vae"],
+                "--vector",
+                str(vec),
+                "--start",
+                "label=1",
+                "--rows",
+                "3",
+                "--num",
+                "5",
+                "--low",
+                "0",
+                "--high",
+                "1",
+                "--out",
+                str(trav),
+            ]
+        )
+        == 0
+    )
+    w, h = Image.open(trav).size
+    assert w > h  # 5 columns, 3 rows
+    for cmd in (["blend", "--a", "0", "--b", "3", "--num", "6"], ["reconstruct", "--num", "8"]):
+        out = tmp_path / f"{cmd[0]}.png"
+        assert main(["latent", *cmd, "--ckpt", ckpts["vae"], "--out", str(out)]) == 0
+        assert out.is_file()
+
+
+def test_unknown_selection_and_non_latent_checkpoint(ckpts, tiny_checkpoint, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "latent",
+                "attribute-vector",
+                "--ckpt",
+                ckpts["vae"],
+                "--attribute",
+                "Smiling",
+                "--out",
+                str(tmp_path / "v.safetensors"),
+            ]
+        )
+        == 2
+    )
+    assert "unknown attribute 'Smiling'" in capsys.readouterr().err
+    assert main(["latent", "embed", "--ckpt", str(tiny_checkpoint), "--out", str(tmp_path / "e.png")]) == 2
+    assert "has no latent space" in capsys.readouterr().err
+
+
+def test_vae_reconstruction_improves_with_training(ckpts):
+    from lit_genvision.experiments.checkpoints import load_model
+
+    model = load_model(ckpts["vae"])
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    assert model.reconstruct(x).shape == x.shape
+    assert model.sample(6).shape == (6, 1, 16, 16)
