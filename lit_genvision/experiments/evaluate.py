@@ -21,15 +21,14 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from lit_genvision.data.base import to_unit_range
 from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.experiments.checkpoints import load_model, run_datamodule
 from lit_genvision.experiments.sample import add_sampling_arguments, configure_sampling, progress_bar, resolve_device
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.metrics.digits import load_digits_extractor
 from lit_genvision.metrics.inception import InceptionExtractor
-from lit_genvision.metrics.reference import reference_key, reference_stats
-from lit_genvision.metrics.scoring import METRICS, Scorer, parse_metrics
+from lit_genvision.metrics.reference import image_batches
+from lit_genvision.metrics.scoring import METRICS, Scorer, parse_metrics, reference_scorer
 
 BASELINES = ("real", "noise", "one-class", "mean-image")
 
@@ -51,12 +50,6 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def image_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
-    """uint8 images → float batches in [-1, 1]."""
-    for i in range(0, len(images), batch_size):
-        yield to_unit_range(images[i : i + batch_size])
-
-
 def split_images(datamodule, split: str) -> Tensor:
     datamodule.setup("fit")
     try:
@@ -73,17 +66,14 @@ def build_scorers(metrics: list[str], datamodule, split: str, image_size: int, a
     if "digits" in families:
         if datamodule.name != "digits":
             raise ValueError(f"digits-FD scores generators of the digits set; this run trained on {datamodule.name}.")
-        extractor = load_digits_extractor(16)
         reference = split_images(datamodule, split)
-        key = reference_key(datamodule.name, split, reference.shape[-1], extractor.name)
-        ref = reference_stats(key, extractor, lambda: image_batches(reference, 256))
-        scorers.append(Scorer(extractor, ref, [m for m in metrics if METRICS[m][0] == "digits"]))
+        digits = [m for m in metrics if METRICS[m][0] == "digits"]
+        scorers.append(reference_scorer(load_digits_extractor(16), datamodule.name, split, reference, digits))
     if "inception" in families:
         extractor = InceptionExtractor(args.inception_weights, download=args.download_weights)
         reference = split_images(datamodule, split) if reference is None else reference
-        key = reference_key(datamodule.name, split, reference.shape[-1], extractor.name)
-        ref = reference_stats(key, extractor, lambda: image_batches(reference, 64))
-        scorers.append(Scorer(extractor, ref, [m for m in metrics if METRICS[m][0] == "inception"]))
+        inception = [m for m in metrics if METRICS[m][0] == "inception"]
+        scorers.append(reference_scorer(extractor, datamodule.name, split, reference, inception, batch_size=64))
     return scorers
 
 
@@ -128,10 +118,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
 
 
-def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor]]) -> dict[str, float]:
-    for images in batches():
+def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor | tuple[Tensor, Tensor]]]) -> dict[str, float]:
+    """Feed every batch (images, or images with the labels they were generated for) to every scorer."""
+    for batch in batches():
+        images, labels = batch if isinstance(batch, tuple) else (batch, None)
         for scorer in scorers:
-            scorer.update(images)
+            scorer.update(images, labels)
     out: dict[str, float] = {}
     for scorer in scorers:
         out.update(scorer.compute())
@@ -171,6 +163,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         ckpt = Path(args.ckpt)
         model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
         datamodule = run_datamodule(ckpt)
+        if model.num_classes and "recognised" in metrics and "label_agreement" not in metrics:
+            metrics.append("label_agreement")  # a conditional digits model: does it draw the digit asked for?
         scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], args)
         sampler = configure_sampling(model, args)
         g = torch.Generator(device=model.device).manual_seed(args.seed)
@@ -182,9 +176,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 task = progress.add_task(f"evaluate {model.family}", total=args.num_samples)
                 for i in range(0, args.num_samples, args.batch_size):
                     n = min(args.batch_size, args.num_samples - i)
-                    images = model.sample(n, steps=args.steps, generator=g, **kwargs).cpu()
+                    cond = model.sample_cond(n, None)
+                    images = model.sample(n, cond=cond, steps=args.steps, generator=g, **kwargs).cpu()
                     nfes.append(model.sampling_protocol(args.steps, sampler)[1])
-                    yield images
+                    yield (images, cond["label"].cpu()) if cond else images
                     progress.advance(task, n)
 
         values = _score(scorers, generated)

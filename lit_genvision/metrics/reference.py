@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from lit_genvision.data.base import to_unit_range
 from lit_genvision.metrics.digits import cache_dir
 from lit_genvision.metrics.frechet import FeatureStats, GaussianStats
 
@@ -21,6 +22,12 @@ class Reference:
     stats: GaussianStats
     features: Tensor  # up to KID_FEATURES rows, for KID
     key: str
+
+
+def image_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """uint8 images → float batches in [-1, 1]."""
+    for i in range(0, len(images), batch_size):
+        yield to_unit_range(images[i : i + batch_size])
 
 
 def reference_key(dataset: str, split: str, image_size: int, extractor_name: str) -> str:

@@ -7,7 +7,7 @@ from torch import Tensor
 from lit_genvision.metrics.classifier_scores import class_coverage, inception_score, recognised_share
 from lit_genvision.metrics.frechet import FeatureStats, frechet_distance
 from lit_genvision.metrics.kid import kernel_inception_distance
-from lit_genvision.metrics.reference import KID_FEATURES, Reference
+from lit_genvision.metrics.reference import KID_FEATURES, Reference, image_batches, reference_key, reference_stats
 
 #: metric name → (extractor family, lower is better)
 METRICS: dict[str, tuple[str, bool]] = {
@@ -15,6 +15,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "recognised": ("digits", False),
     "min_class_share": ("digits", False),
     "class_entropy": ("digits", False),
+    "label_agreement": ("digits", False),
     "fid": ("inception", True),
     "kid": ("inception", True),
     "is": ("inception", False),
@@ -49,9 +50,13 @@ class Scorer:
         self.stats = FeatureStats(extractor.dim)
         self.kept: list[Tensor] = []
         self.probs: list[Tensor] = []
+        self.requested: list[Tensor] = []
 
-    def update(self, images: Tensor) -> None:
+    def update(self, images: Tensor, labels: Tensor | None = None) -> None:
+        """Add generated images; ``labels`` are the classes they were asked to show, if any."""
         feats, probs = self.extractor(images)
+        if labels is not None:
+            self.requested.append(labels.cpu())
         self.stats.update(feats)
         if sum(len(k) for k in self.kept) < KID_FEATURES:
             self.kept.append(feats.float())
@@ -73,4 +78,14 @@ class Scorer:
                 out[metric] = recognised_share(probs)
             elif metric in ("min_class_share", "class_entropy"):
                 out[metric] = class_coverage(probs)[metric]
+            elif metric == "label_agreement" and self.requested:
+                out[metric] = (probs.argmax(1) == torch.cat(self.requested)).double().mean().item()
         return out
+
+
+def reference_scorer(
+    extractor, dataset: str, split: str, images: Tensor, metrics: list[str], batch_size: int = 256
+) -> Scorer:
+    """A scorer against the cached statistics of ``images`` (uint8, the split of ``dataset``)."""
+    key = reference_key(dataset, split, images.shape[-1], extractor.name)
+    return Scorer(extractor, reference_stats(key, extractor, lambda: image_batches(images, batch_size)), metrics)

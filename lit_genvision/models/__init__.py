@@ -5,6 +5,7 @@ from lit_genvision.models.base import GenerativeModel, PlatformModule
 from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
+from lit_genvision.models.gan import GANModel
 
 __all__ = [
     "AutoencoderModel",
@@ -12,6 +13,7 @@ __all__ = [
     "Classifier",
     "DiffusionModel",
     "FlowMatchingModel",
+    "GANModel",
     "ODESampler",
     "GenerativeModel",
     "PlatformModule",

@@ -3,9 +3,12 @@
 from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
+from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
 from lit_genvision.nn.unet import AttentionBlock, DownBlock, ResidualBlock, UNet, UpBlock
 
 __all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
     "ConvDecoder",
     "ConvEncoder",
     "FastResNet",

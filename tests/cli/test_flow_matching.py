@@ -128,3 +128,28 @@ def test_conditional_model_generates_requested_labels_and_guidance_changes_sampl
 def test_guidance_flag_needs_a_conditional_model(flow_ckpt, tmp_path, capsys):
     assert main(["sample", "--ckpt", str(flow_ckpt), "--guidance", "2", "--out", str(tmp_path / "x.png")]) == 2
     assert "--guidance needs a class-conditional model" in capsys.readouterr().err
+
+
+def test_conditional_evaluation_records_label_agreement(conditional_ckpts, tmp_path):
+    store = tmp_path / "r.sqlite"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--ckpt",
+                str(conditional_ckpts["diffusion"]),
+                "--num-samples",
+                "70",
+                "--steps",
+                "2",
+                "--guidance",
+                "2",
+                "--store",
+                str(store),
+            ]
+        )
+        == 0
+    )
+    rec = {r["metric"]: r for r in ResultsStore(store).records()}
+    assert 0.0 <= rec["label_agreement"]["value"] <= 1.0
+    assert rec["digits_fd"]["sampler"].endswith("+cfg2") and rec["digits_fd"]["steps"] == 4  # two passes per step
