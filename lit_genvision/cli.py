@@ -17,9 +17,10 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lit_genvision.callbacks import RNGState, RunSummary
 from lit_genvision.data.base import ImageDataModule
-from lit_genvision.experiments import evaluate, export, latent, leaderboard, sample
+from lit_genvision.experiments import evaluate, export, latent, leaderboard, sample, sweep
 from lit_genvision.experiments.checkpoints import CheckpointError
 from lit_genvision.experiments.store import StoreError
+from lit_genvision.experiments.sweep import SweepError
 from lit_genvision.models.base import PlatformModule
 
 # Lightning's advice that does not apply here: `main(argv)` is the documented in-process entry point,
@@ -37,6 +38,7 @@ TOOLS = {
     "export": (export, "export a checkpoint's EMA weights to safetensors"),
     "evaluate": (evaluate, "score a checkpoint (digits-FD, FID, KID, IS) and record the result"),
     "leaderboard": (leaderboard, "rank recorded results within each evaluation protocol"),
+    "sweep": (sweep, "run a W&B sweep file offline: fit + evaluate per trial, resumable"),
     "latent": (
         latent,
         "latent-space tools for autoencoders and VAEs: embed, attribute-vector, traverse, blend, reconstruct",
@@ -48,7 +50,14 @@ class GenVisionCLI(LightningCLI):
     """LightningCLI with the platform's defaults: runs under ``runs/``, a CSV logger, RNG state in
     every checkpoint, and a summary of where the outputs went."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(
+        self,
+        args: list[str] | None = None,
+        run: bool = True,
+        parser_kwargs: dict | None = None,
+        callbacks: list | None = None,
+    ) -> None:
+        self.extra_callbacks = list(callbacks or [])
         super().__init__(
             PlatformModule,
             ImageDataModule,
@@ -60,12 +69,13 @@ class GenVisionCLI(LightningCLI):
                 "callbacks": [RNGState(), RunSummary()],
             },
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"parser_mode": "yaml"},
+            parser_kwargs={"parser_mode": "yaml", **(parser_kwargs or {})},
             args=args,
             run=run,
         )
 
     def before_fit(self) -> None:
+        self.trainer.callbacks.extend(self.extra_callbacks)
         _continue_in_checkpoint_folder(self.trainer, self.config.get("fit", self.config).get("ckpt_path"))
 
 
@@ -87,13 +97,14 @@ def _run_tool(name: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         module.run(args)
-    except (CheckpointError, StoreError, ValueError, FileNotFoundError) as err:
+    except (CheckpointError, StoreError, SweepError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
+    """The console entry point; ``callbacks`` are added to a ``fit`` run's trainer (used in-process)."""
     explicit = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOLS:
@@ -107,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:10s} {help_text}")
         if not argv:
             return 0
-    GenVisionCLI(args=argv if explicit else None)
+    GenVisionCLI(args=argv if explicit else None, callbacks=callbacks)
     return 0
 
 

@@ -48,6 +48,7 @@ class ClassCoverage(L.Callback):
             for start in range(0, self.num, 250):
                 scorer.update(pl_module.sample(min(250, self.num - start), generator=g).cpu())
         values = scorer.compute()
+        trainer.callback_metrics.update({f"val/{k}": torch.tensor(v) for k, v in values.items()})
         for logger in trainer.loggers:
             logger.log_metrics({f"val/{k}": v for k, v in values.items()}, step=trainer.global_step)
         pl_module.print(

@@ -26,6 +26,19 @@ def _norm(kind: Norm, channels: int) -> nn.Module:
     raise ValueError(f"norm must be batch, layer or none, got {kind!r}.")
 
 
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al. 2016 §4): conv/linear weights ~ N(0, 0.02), norm
+    scales ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear | nn.Embedding):
+            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.GroupNorm):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
 def _levels(image_size: int) -> int:
     levels = int(math.log2(image_size // 4))
     if image_size < 8 or 4 * 2**levels != image_size:
@@ -71,6 +84,7 @@ class DCGANGenerator(nn.Module):
             c //= 2
         self.blocks = nn.Sequential(*blocks)
         self.out = nn.Conv2d(c, out_channels, 3, padding=1)
+        dcgan_init(self)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.label_embed is not None:
@@ -120,6 +134,7 @@ class DCGANDiscriminator(nn.Module):
         self.head = wrap(nn.Linear(feat, 1))
         self.num_classes = num_classes
         self.label_embed = wrap(nn.Embedding(num_classes, feat)) if num_classes else None
+        dcgan_init(self)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         h = self.body(x)

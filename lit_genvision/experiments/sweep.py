@@ -1,0 +1,303 @@
+"""``lit-genvision sweep sweeps/FILE.yaml --count N``: run a W&B sweep file with no W&B server.
+
+The file is W&B's own format (``program``/``command`` with ``${args}``, ``method`` grid | random |
+bayes, ``metric``, ``parameters`` named by the CLI's dotted keys, ``early_terminate`` hyperband),
+so the same file works with ``wandb sweep`` + ``wandb agent`` online. Offline, W&B's open-source
+search algorithms (the ``sweeps`` package) propose each trial; a trial is a ``fit`` followed by
+``evaluate``, each result a record in the results store. The sweep's state lives in
+``RUN_DIR/sweep_state.json``: rerunning the command after an interruption resumes the
+interrupted trial from its last checkpoint and continues the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import yaml
+
+TOP_LEVEL_KEYS = {
+    "program",
+    "command",
+    "method",
+    "metric",
+    "parameters",
+    "early_terminate",
+    "name",
+    "description",
+    "project",
+    "entity",
+    "run_cap",
+}
+MACROS = {"${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}", "${args_json}"}
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot run."""
+
+
+def load_sweep(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file not found: {path}; pass a file under sweeps/.")
+    config = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(config) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise SweepError(
+            f"{path.name}: unknown key(s) {', '.join(unknown)}; a W&B sweep file takes "
+            f"{', '.join(sorted(TOP_LEVEL_KEYS))}."
+        )
+    for key in ("method", "metric", "parameters", "command"):
+        if key not in config:
+            raise SweepError(f"{path.name}: missing '{key}'; see the files under sweeps/ for the expected form.")
+    return config
+
+
+def fit_arguments(config: dict[str, Any]) -> list[str]:
+    """The fixed ``fit`` arguments of the sweep's command (without the W&B macros)."""
+    cmd = [str(t) for t in config["command"] if str(t) not in MACROS]
+    if "fit" not in cmd:
+        raise SweepError("the sweep's command must run `lit-genvision fit …`.")
+    return cmd[cmd.index("fit") + 1 :]
+
+
+def trial_arguments(params: dict[str, Any]) -> list[str]:
+    """W&B's ${args}: one ``--key=value`` per parameter."""
+    out = []
+    for key, value in params.items():
+        value = value.get("value") if isinstance(value, dict) else value
+        value = value.item() if hasattr(value, "item") else value
+        out.append(f"--{key}={json.dumps(value) if isinstance(value, list | bool) else value}")
+    return out
+
+
+def parameter_grid(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Representative values of each parameter (every listed value, the bounds of a range), one
+    parameter varied at a time, for validating the sweep against the CLI before any trial."""
+    combos = []
+    for key, spec in parameters.items():
+        if "values" in spec:
+            values = spec["values"]
+        elif "value" in spec:
+            values = [spec["value"]]
+        elif "min" in spec and "max" in spec:
+            values = [spec["min"], spec["max"]]
+        else:
+            raise SweepError(f"parameter {key}: give values, value, or min and max.")
+        combos += [{key: v} for v in values]
+    return combos
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Reject the sweep before any trial when a parameter or value is not accepted by the CLI."""
+    from lit_genvision.cli import GenVisionCLI
+
+    base = fit_arguments(config)
+    for combo in parameter_grid(config["parameters"]):
+        args = [*base, *trial_arguments(combo), "--trainer.logger", "false"]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                GenVisionCLI(args=args, run=False, parser_kwargs={"exit_on_error": False})
+        except (SystemExit, Exception) as err:  # jsonargparse reports unknown keys and bad values here
+            key = next(iter(combo))
+            raise SweepError(
+                f"parameter {key}={combo[key]!r} is not accepted by `lit-genvision fit` "
+                f"({str(err).splitlines()[0] if str(err) else type(err).__name__})."
+            ) from None
+
+
+class _HyperbandStop(L.Callback):
+    """Reports the sweep metric after each validation and stops the trial when W&B's hyperband
+    rule (``sweeps.stop_runs``) says so."""
+
+    def __init__(self, config: dict[str, Any], history: list, name: str, trial_config: dict) -> None:
+        self.config, self.history, self.name, self.trial_config = config, history, name, trial_config
+        self.metric = config["metric"]["name"]
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from sweeps import RunState, SweepRun, stop_runs
+
+        value = trainer.callback_metrics.get(self.metric)
+        if value is None or trainer.sanity_checking:
+            return
+        runs = [
+            SweepRun(
+                name=t["name"],
+                state=RunState.finished,
+                config=t["config"],
+                history=t.get("history", []),
+                summary_metrics={},
+            )
+            for t in self.history
+        ]
+        entry = {self.metric: float(value)}
+        self.current = getattr(self, "current", []) + [entry]
+        runs.append(SweepRun(name=self.name, state=RunState.running, config=self.trial_config, history=self.current))
+        if any(r.name == self.name for r in stop_runs(self.config, runs)):
+            trainer.should_stop = True
+            pl_module.print(f"hyperband: stopping {self.name} at step {trainer.global_step}")
+
+
+def _metric_value(metric: str, trial_dir: Path, records: list[dict[str, Any]]) -> float | None:
+    """The trial's objective: an `evaluate` record of that metric, else the last logged value."""
+    name = metric.removeprefix("val/").removeprefix("eval/")
+    for r in records:
+        if r["metric"] == name:
+            return float(r["value"])
+    csv_path = trial_dir / "metrics.csv"
+    if csv_path.is_file():
+        values = [row[metric] for row in csv.DictReader(open(csv_path)) if row.get(metric)]
+        if values:
+            return float(values[-1])
+    return None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a W&B sweep file (sweeps/*.yaml)")
+    p.add_argument("--count", type=int, default=4, help="trials to run in this call")
+    p.add_argument("--run-dir", default=None, help="where trials and the sweep state go (default runs/sweeps/NAME)")
+    p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
+    p.add_argument("--num-samples", type=int, default=500, help="evaluate's sample count")
+    p.add_argument(
+        "--logger",
+        choices=["file", "csv"],
+        default="file",
+        help="file: the logger the sweep file names (W&B offline when WANDB_MODE is unset); csv: CSV",
+    )
+    p.add_argument("--dry-run", action="store_true", help="validate the file against the CLI and stop")
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more fit arguments for every trial")
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from lit_genvision.cli import main as cli
+    from lit_genvision.experiments.store import ResultsStore
+    from sweeps import RunState, SweepRun, next_run
+
+    config = load_sweep(args.file)
+    validate(config)
+    if args.dry_run:
+        print(f"{args.file}: {len(parameter_grid(config['parameters']))} parameter values accepted by the CLI")
+        return []
+    name = config.get("name") or Path(args.file).stem
+    run_dir = Path(args.run_dir or f"runs/sweeps/{name}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "sweep_state.json"
+    trials: list[dict[str, Any]] = json.loads(state_path.read_text()) if state_path.is_file() else []
+    os.environ.setdefault("WANDB_MODE", "offline")
+
+    def save_state() -> None:
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(trials, indent=2, default=float))
+        tmp.replace(state_path)
+
+    goal = config["metric"].get("goal", "minimize")
+    started = 0
+    while started < args.count:
+        pending = next((t for t in trials if t["state"] == "running"), None)  # interrupted: resume it
+        if pending is None:
+            done = [
+                SweepRun(
+                    name=t["name"],
+                    state=RunState.finished if t["state"] == "finished" else RunState.failed,
+                    config=t["config"],
+                    summary_metrics={config["metric"]["name"]: t["value"]} if t.get("value") is not None else {},
+                )
+                for t in trials
+            ]
+            proposal = next_run(config, done, validate=True)
+            if proposal is None:
+                print("the sweep has tried every combination of its grid")
+                break
+            pending = {"name": f"trial-{len(trials):03d}", "config": proposal.config, "state": "running"}
+            trials.append(pending)
+            save_state()
+        started += 1
+        trial_dir = run_dir / pending["name"] / "version_0"
+        ckpt = trial_dir / "checkpoints" / "last.ckpt"
+        fit = [
+            "fit",
+            *fit_arguments(config),
+            *trial_arguments(pending["config"]),
+            *args.extra,
+            "--trainer.default_root_dir",
+            str(run_dir),
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+        if args.logger == "csv":
+            fit += ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
+        fit += [
+            "--trainer.logger.init_args.save_dir",
+            str(run_dir),
+            "--trainer.logger.init_args.name",
+            pending["name"],
+            "--trainer.logger.init_args.version",
+            "version_0",
+        ]
+        if ckpt.is_file():
+            fit += ["--ckpt_path", str(ckpt)]
+        print(f"[sweep {name}] {pending['name']}: {' '.join(trial_arguments(pending['config']))}")
+        try:
+            others = [t for t in trials if t is not pending]
+            stopper = [_HyperbandStop(config, others, pending["name"], pending["config"])]
+            cli(fit, callbacks=stopper if "early_terminate" in config else None)
+            store = args.store or str(Path("runs/results.sqlite"))
+            cli(
+                [
+                    "evaluate",
+                    "--ckpt",
+                    str(ckpt),
+                    "--name",
+                    f"{name}/{pending['name']}",
+                    "--store",
+                    store,
+                    "--num-samples",
+                    str(args.num_samples),
+                ]
+            )
+            records = [r for r in ResultsStore(store).records(model=f"{name}/{pending['name']}")]
+            pending["value"] = _metric_value(config["metric"]["name"], trial_dir, records)
+            pending["state"] = "finished"
+        except KeyboardInterrupt:
+            save_state()
+            raise
+        except Exception as err:  # one failed trial is recorded and the sweep goes on
+            pending["state"], pending["error"] = "failed", f"{type(err).__name__}: {err}"
+            traceback.print_exc()
+            _record_failure(args.store, name, pending)
+        save_state()
+    finished = [t for t in trials if t["state"] == "finished" and t.get("value") is not None]
+    if finished:
+        best = (min if goal == "minimize" else max)(finished, key=lambda t: t["value"])
+        print(
+            f"[sweep {name}] best of {len(finished)}: {best['name']} {config['metric']['name']} = {best['value']:.4f} "
+            f"({' '.join(trial_arguments(best['config']))})"
+        )
+    return trials
+
+
+def _record_failure(store_path: str | None, sweep: str, trial: dict[str, Any]) -> None:
+    import datetime as dt
+
+    from lit_genvision.experiments.store import ResultsStore
+
+    store = ResultsStore(store_path)
+    store.add(
+        [
+            {
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "model": f"{sweep}/{trial['name']}",
+                "status": "failed",
+                "notes": trial.get("error", "")[:500],
+            }
+        ]
+    )
+    store.close()

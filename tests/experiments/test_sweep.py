@@ -1,0 +1,117 @@
+"""W&B sweep files and the offline sweep runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from tests_helpers import ROOT
+
+from lit_genvision.cli import main
+from lit_genvision.experiments.store import ResultsStore
+from lit_genvision.experiments.sweep import SweepError, load_sweep, parameter_grid, validate
+
+SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+TINY = [
+    "--model.init_args.net.init_args.image_size=8",
+    "--model.init_args.net.init_args.channel_mults=[1, 2]",
+    "--model.init_args.net.init_args.norm_groups=4",
+    "--model.init_args.schedule.init_args.timesteps=50",
+    "--model.init_args.sampler.init_args.steps=3",
+    "--data.init_args.image_size=8",
+    "--data.init_args.batch_size=64",
+    "--trainer.max_steps=6",
+    "--trainer.check_val_every_n_epoch=1",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def test_there_is_a_sweep_per_family_and_dataset():
+    names = {p.stem for p in SWEEPS}
+    assert {
+        "diffusion_digits",
+        "flow_digits",
+        "vae_digits",
+        "gan_digits",
+        "diffusion_cifar10",
+        "flow_cifar10",
+        "vae_cifar10",
+    } <= names
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_sweep_file_is_wandb_format_and_its_values_pass_the_cli(path):
+    config = load_sweep(path)
+    assert "${args}" in config["command"] and config["method"] in ("grid", "random", "bayes")
+    assert config["early_terminate"]["type"] == "hyperband"
+    assert len(parameter_grid(config["parameters"])) >= 2
+    validate(config)  # dry-runs every listed value and range bound through the CLI parser
+
+
+def _write(tmp_path: Path, **changes) -> Path:
+    config = yaml.safe_load((ROOT / "sweeps" / "diffusion_digits.yaml").read_text())
+    config.update(changes)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_unknown_top_level_key_is_named(tmp_path):
+    with pytest.raises(SweepError, match="unknown key.*early_stop"):
+        load_sweep(_write(tmp_path, early_stop={"type": "hyperband"}))
+
+
+def test_parameter_the_cli_does_not_accept_is_rejected_before_any_trial(tmp_path, capsys):
+    path = _write(tmp_path, parameters={"model.init_args.learning_rate": {"values": [1e-3]}})
+    code = main(["sweep", str(path), "--count", "1", "--run-dir", str(tmp_path / "runs")])
+    assert code == 2 and "model.init_args.learning_rate" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_offline_sweep_runs_records_fails_and_resumes(tmp_path):
+    """Three trials of a grid: the one with a negative learning rate fails (AdamW refuses it at fit
+    time), is recorded as failed, and the sweep goes on; an interrupted trial is resumed, not redrawn."""
+    path = _write(
+        tmp_path,
+        method="grid",
+        metric={"name": "val/digits_fd", "goal": "minimize"},
+        parameters={
+            "model.init_args.net.init_args.channels": {"values": [8, 16]},
+            "model.init_args.lr": {"values": [1e-3, -1.0]},
+        },
+    )
+    path.write_text(path.read_text().replace("early_terminate", "description"))
+    config = yaml.safe_load(path.read_text())
+    config["description"] = "test sweep"
+    config["command"] = [t for t in config["command"] if "ClassCoverage" not in str(t)]
+    path.write_text(yaml.safe_dump(config))
+    run_dir, store = tmp_path / "runs", tmp_path / "r.sqlite"
+    common = [
+        "--run-dir",
+        str(run_dir),
+        "--store",
+        str(store),
+        "--logger",
+        "csv",
+        "--num-samples",
+        "70",
+        "--extra",
+        *TINY,
+    ]
+    assert main(["sweep", str(path), "--count", "3", *common]) == 0
+    trials = json.loads((run_dir / "sweep_state.json").read_text())
+    assert [t["state"] for t in trials].count("finished") == 2 and [t["state"] for t in trials].count("failed") == 1
+    failed = [r for r in ResultsStore(store).records() if r["status"] == "failed"]
+    assert len(failed) == 1 and "learning rate" in failed[0]["notes"]
+    ok = [r for r in ResultsStore(store).records(metric="digits_fd") if r["status"] == "ok"]
+    assert len(ok) == 2 and all(t.get("value") for t in trials if t["state"] == "finished")
+
+    trials[0]["state"] = "running"  # as if the machine died during trial 0
+    (run_dir / "sweep_state.json").write_text(json.dumps(trials))
+    assert main(["sweep", str(path), "--count", "1", *common]) == 0
+    again = json.loads((run_dir / "sweep_state.json").read_text())
+    assert len(again) == 3 and again[0]["state"] == "finished"
+    assert main(["leaderboard", "--store", str(store), "--metric", "digits_fd", "--out", str(tmp_path / "lb")]) == 0
+    assert "test sweep" not in (tmp_path / "lb.md").read_text() and "trial-00" in (tmp_path / "lb.md").read_text()
