@@ -37,11 +37,11 @@ class TensorImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {k: v[i] for k, v in self.fields.items()}
+        return {k: v[i] for k, v in self.fields.items()} | {"index": torch.tensor(i)}
 
     def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return {k: v[idx] for k, v in self.fields.items()}
+        return {k: v[idx] for k, v in self.fields.items()} | {"index": idx}
 
 
 def pass_through(batch: dict[str, Tensor]) -> dict[str, Tensor]:

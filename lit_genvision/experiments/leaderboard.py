@@ -8,6 +8,7 @@ and a PNG of each model's metric against NFE.
 from __future__ import annotations
 
 import argparse
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,8 @@ def plot(grouped: dict[tuple, list[dict[str, Any]]], path: Path) -> Path | None:
                     va="bottom",
                 )
             else:
-                series[f"{r['model']} · {r['sampler'].split('(')[0]}"].append((r["steps"], r["value"]))
+                sampler = re.sub(r"\(.*?\)", "", r["sampler"])  # ddim(eta=0)+cfg2 → ddim+cfg2: one line per setting
+                series[f"{r['model']} · {sampler}"].append((r["steps"], r["value"]))
         for label, pts in sorted(series.items()):
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
