@@ -65,3 +65,30 @@ def save(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"saved {path}")
     return path
+
+
+def train_config(name: str, config: str, run_dir: Path, *overrides: str) -> Path:
+    """Fit ``config`` (relative to the repository) into ``run_dir/name`` unless that run already has a
+    last checkpoint; returns the checkpoint's path."""
+    from lit_genvision.cli import main as cli
+
+    ckpt = run_dir / name / "version_0" / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        root = Path(__file__).resolve().parents[1]
+        cli(
+            [
+                "fit",
+                "--config",
+                str(root / config),
+                *overrides,
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.default_root_dir",
+                str(run_dir),
+                "--trainer.logger.init_args.save_dir",
+                str(run_dir),
+                "--trainer.logger.init_args.name",
+                name,
+            ]
+        )
+    return ckpt

@@ -17,13 +17,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, save  # noqa: E402
+from common import RESULTS, save, train_config  # noqa: E402
 
 from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.experiments.checkpoints import load_model, run_datamodule  # noqa: E402
 from lit_genvision.experiments.store import ResultsStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name → (config, evaluate options)
     "ddpm": ("configs/diffusion/digits.yaml", ["--sampler", "ddim", "--steps", "50"]),
     "flow": ("configs/flow_matching/digits.yaml", ["--sampler", "euler", "--steps", "20"]),
@@ -32,27 +31,6 @@ MODELS = {  # name → (config, evaluate options)
     "wgan-gp": ("configs/gan/digits_wgan_gp.yaml", []),
     "cgan": ("configs/gan/digits_conditional.yaml", []),
 }
-
-
-def train(name: str, config: str, run_dir: Path) -> Path:
-    ckpt = run_dir / name / "version_0" / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        cli(
-            [
-                "fit",
-                "--config",
-                str(ROOT / config),
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.default_root_dir",
-                str(run_dir),
-                "--trainer.logger.init_args.save_dir",
-                str(run_dir),
-                "--trainer.logger.init_args.name",
-                name,
-            ]
-        )
-    return ckpt
 
 
 @torch.no_grad()
@@ -73,7 +51,7 @@ def main() -> None:
     extra = {}
     for name in args.only:
         config, options = MODELS[name]
-        ckpt = train(name, config, args.run_dir)
+        ckpt = train_config(name, config, args.run_dir)
         cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--store", str(store), *options])
         cli(["sample", "--ckpt", str(ckpt), "--num", "64", "--out", str(RESULTS / f"digits_{name}.png"), *options])
         if name == "vae":

@@ -17,12 +17,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, save  # noqa: E402
+from common import RESULTS, save, train_config  # noqa: E402
 
 from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.experiments.store import ResultsStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "ddpm": "configs/diffusion/digits.yaml",
     "fm": "configs/flow_matching/digits.yaml",
@@ -37,29 +36,6 @@ DOPRI_TOLS = (1e-1, 1e-2, 1e-3)
 GUIDANCE = (0.0, 1.0, 2.0, 4.0)
 
 
-def train(name: str, config: str, run_dir: Path, max_steps: int) -> Path:
-    ckpt = run_dir / name / "version_0" / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        cli(
-            [
-                "fit",
-                "--config",
-                str(ROOT / config),
-                "--trainer.max_steps",
-                str(max_steps),
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.default_root_dir",
-                str(run_dir),
-                "--trainer.logger.init_args.save_dir",
-                str(run_dir),
-                "--trainer.logger.init_args.name",
-                name,
-            ]
-        )
-    return ckpt
-
-
 def evaluate(ckpt: Path, name: str, store: Path, *extra: str) -> None:
     cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--metrics", "digits_fd", "--store", str(store), *extra])
 
@@ -71,7 +47,9 @@ def main() -> None:
     args = p.parse_args()
     store = RESULTS / "steps_study.sqlite"
     store.unlink(missing_ok=True)
-    ckpts = {name: train(name, cfg, args.run_dir, args.max_steps) for name, cfg in MODELS.items()}
+    ckpts = {
+        n: train_config(n, cfg, args.run_dir, "--trainer.max_steps", str(args.max_steps)) for n, cfg in MODELS.items()
+    }
     cli(["evaluate", "--baseline", "real", "--store", str(store)])
     for model, points in GRID.items():
         for sampler, steps in points:

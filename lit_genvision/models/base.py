@@ -120,6 +120,14 @@ class GenerativeModel(PlatformModule):
             return None
         raise ValueError(f"{type(self).__name__} has no sampler named {name!r}.")
 
+    def guided_protocol(self, sampler_name: str, nfe: int) -> tuple[str, int]:
+        """Name and NFE of a sampler run through ``guided_net``: ``+cfgS`` on the name of a
+        conditional model, and two network passes per step when 0 < S ≠ 1 (both branches run)."""
+        if not self.num_classes:
+            return sampler_name, nfe
+        guided = self.guidance_scale not in (0.0, 1.0)
+        return f"{sampler_name}+cfg{self.guidance_scale:g}", nfe * (2 if guided else 1)
+
     def deterministic_sampler(self) -> object | None:
         """A sampler that maps noise to images deterministically (for interpolation); None: the default is."""
         return None

@@ -107,9 +107,7 @@ class FlowMatchingModel(GenerativeModel):
     def sampling_protocol(self, steps: int | None = None, sampler: ODESampler | None = None) -> tuple[str, int]:
         sampler = sampler or self.sampler
         nfe = sampler.nfe(steps) or self.last_nfe  # dopri5: the NFE of the last solve
-        guided = self.num_classes and self.guidance_scale not in (0.0, 1.0)
-        name = sampler.name + (f"+cfg{self.guidance_scale:g}" if self.num_classes else "")
-        return name, nfe * (2 if guided else 1)
+        return self.guided_protocol(sampler.name, nfe)
 
     @torch.no_grad()
     def sample(
