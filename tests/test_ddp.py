@@ -55,14 +55,15 @@ def test_each_sample_is_seen_once_per_epoch(ddp_results):
 
 
 def test_synchronised_metric_equals_the_single_process_value_on_the_same_data(ddp_results, tmp_path):
-    """Validation accuracy of the DDP run's final weights, computed by one process over the whole
-    val split, equals the value the two ranks logged (each saw half of the split)."""
+    """Validation accuracy of the DDP run's final EMA weights (validation runs on the EMA), computed
+    by one process over the whole val split, equals the value the two ranks logged and synchronised
+    (each rank saw half of the split)."""
     (r0, _), _ = ddp_results
     from lit_genvision.data import DigitsDataModule
     from lit_genvision.nn import SmallConvNet
 
     net = SmallConvNet(1, 10, width=32, feature_dim=64)
-    net.load_state_dict({k.removeprefix("net."): v for k, v in r0["weights"].items() if k.startswith("net.")})
+    net.load_state_dict({k.removeprefix("net."): v for k, v in r0["ema"].items() if k.startswith("net.")})
     dm = DigitsDataModule(image_size=16)
     val = dm.split("val")
     x = dm.device_transform({"image": val.images}, training=False)["image"]
