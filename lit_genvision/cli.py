@@ -74,6 +74,13 @@ class GenVisionCLI(LightningCLI):
             run=run,
         )
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        # The data config travels in every checkpoint, so `evaluate` and `latent` rebuild the run's
+        # data module from the checkpoint alone, whatever logger laid out the run folder.
+        self._dump_config()
+        self.model.data_config = self.config_dump.get("data")
+
     def before_fit(self) -> None:
         self.trainer.callbacks.extend(self.extra_callbacks)
         _continue_in_checkpoint_folder(self.trainer, self.config.get("fit", self.config).get("ckpt_path"))

@@ -96,12 +96,14 @@ def load_model(path: str | Path, *, use_ema: bool = True, generative: bool = Fal
 
 
 def run_datamodule(ckpt: str | Path) -> ImageDataModule:
-    """The data module of the run that wrote ``ckpt``, rebuilt from the run's saved config.yaml
-    (runs/<name>/version_N/config.yaml); the digits when the run folder has none."""
+    """The data module of the run that wrote ``ckpt``: from the data config saved in the checkpoint,
+    else the run folder's config.yaml (runs/<name>/version_N/config.yaml), else the digits."""
+    data = (read_checkpoint(ckpt)[CHECKPOINT_KEY].get("data")) or {}
     config = Path(ckpt).resolve().parent.parent / "config.yaml"
-    if not config.is_file():
-        warnings.warn(f"no config.yaml in {config.parent}; assuming the digits data module", stacklevel=2)
+    if not data and config.is_file():
+        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+    if not data:
+        warnings.warn(f"no data config in {ckpt} or beside it; assuming the digits data module", stacklevel=2)
         return DigitsDataModule()
-    data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
     path = data.get("class_path", "lit_genvision.data.DigitsDataModule")
     return instantiate_module(ImageDataModule, {"_class_path": path, **(data.get("init_args") or {})})

@@ -146,6 +146,22 @@ class _HyperbandStop(L.Callback):
             pl_module.print(f"hyperband: stopping {self.name} at step {trainer.global_step}")
 
 
+class _Outputs(L.Callback):
+    """Remembers the trial's log folder (W&B and CSV lay them out differently)."""
+
+    def __init__(self, trial: dict[str, Any]) -> None:
+        self.trial = trial
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial["log_dir"] = trainer.log_dir
+
+
+def last_checkpoint(run_dir: Path, version: str) -> Path | None:
+    """``RUN_DIR/<logger name or W&B project>/<version>/checkpoints/last.ckpt`` of a trial, if written."""
+    found = sorted(run_dir.glob(f"*/{version}/checkpoints/last.ckpt"))
+    return found[-1] if found else None
+
+
 def _metric_value(metric: str, trial_dir: Path, records: list[dict[str, Any]]) -> float | None:
     """The trial's objective: an `evaluate` record of that metric, else the last logged value."""
     name = metric.removeprefix("val/").removeprefix("eval/")
@@ -220,8 +236,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             trials.append(pending)
             save_state()
         started += 1
-        trial_dir = run_dir / pending["name"] / "version_0"
-        ckpt = trial_dir / "checkpoints" / "last.ckpt"
+        version = f"{name}-{pending['name']}"
         fit = [
             "fit",
             *fit_arguments(config),
@@ -234,21 +249,27 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         ]
         if args.logger == "csv":
             fit += ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger"]
+        # A run id unique to the trial: W&B keys runs by it, and the CSV logger's folder is named by it.
         fit += [
             "--trainer.logger.init_args.save_dir",
             str(run_dir),
             "--trainer.logger.init_args.name",
             pending["name"],
             "--trainer.logger.init_args.version",
-            "version_0",
+            version,
         ]
-        if ckpt.is_file():
-            fit += ["--ckpt_path", str(ckpt)]
+        if (resume := last_checkpoint(run_dir, version)) is not None:
+            fit += ["--ckpt_path", str(resume)]
         print(f"[sweep {name}] {pending['name']}: {' '.join(trial_arguments(pending['config']))}")
         try:
-            others = [t for t in trials if t is not pending]
-            stopper = [_HyperbandStop(config, others, pending["name"], pending["config"])]
-            cli(fit, callbacks=stopper if "early_terminate" in config else None)
+            callbacks: list[L.Callback] = [_Outputs(pending)]
+            if "early_terminate" in config:
+                others = [t for t in trials if t is not pending]
+                callbacks.append(_HyperbandStop(config, others, pending["name"], pending["config"]))
+            cli(fit, callbacks=callbacks)
+            ckpt = last_checkpoint(run_dir, version)
+            if ckpt is None:
+                raise RuntimeError(f"trial {pending['name']} wrote no last.ckpt under {run_dir}")
             store = args.store or str(Path("runs/results.sqlite"))
             cli(
                 [
@@ -264,7 +285,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 ]
             )
             records = [r for r in ResultsStore(store).records(model=f"{name}/{pending['name']}")]
-            pending["value"] = _metric_value(config["metric"]["name"], trial_dir, records)
+            pending["value"] = _metric_value(config["metric"]["name"], Path(pending.get("log_dir") or run_dir), records)
             pending["state"] = "finished"
         except KeyboardInterrupt:
             save_state()

@@ -63,7 +63,11 @@ class PlatformModule(L.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"family": self.family, "class": qualified_name(type(self))}
+        checkpoint[CHECKPOINT_KEY] = {
+            "family": self.family,
+            "class": qualified_name(type(self)),
+            "data": getattr(self, "data_config", None),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         info = checkpoint.get(CHECKPOINT_KEY)
