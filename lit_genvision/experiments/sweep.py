@@ -15,12 +15,15 @@ import argparse
 import csv
 import json
 import os
+import random
 import traceback
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import yaml
 
 TOP_LEVEL_KEYS = {
@@ -228,6 +231,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 )
                 for t in trials
             ]
+            # The sweeps package draws from the global RNGs, which each trial's seed_everything
+            # resets: seed them per trial so proposals differ, and a rerun of the sweep repeats them.
+            random.seed(zlib.crc32(name.encode()) + len(trials))
+            np.random.seed(zlib.crc32(name.encode()) + len(trials))
             proposal = next_run(config, done, validate=True)
             if proposal is None:
                 print("the sweep has tried every combination of its grid")

@@ -115,3 +115,19 @@ def test_offline_sweep_runs_records_fails_and_resumes(tmp_path):
     assert len(again) == 3 and again[0]["state"] == "finished"
     assert main(["leaderboard", "--store", str(store), "--metric", "digits_fd", "--out", str(tmp_path / "lb")]) == 0
     assert "test sweep" not in (tmp_path / "lb.md").read_text() and "trial-00" in (tmp_path / "lb.md").read_text()
+
+
+def test_random_trials_draw_different_values_despite_each_trial_reseeding(tmp_path):
+    path = _write(
+        tmp_path, parameters={"model.init_args.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}
+    )
+    config = yaml.safe_load(path.read_text())
+    config.pop("early_terminate")
+    config["command"] = [t for t in config["command"] if "ClassCoverage" not in str(t)]
+    path.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "runs"
+    args = ["--run-dir", str(run_dir), "--store", str(tmp_path / "r.sqlite"), "--logger", "csv", "--num-samples", "70"]
+    assert main(["sweep", str(path), "--count", "2", *args, "--extra", *TINY]) == 0
+    trials = json.loads((run_dir / "sweep_state.json").read_text())
+    lrs = [t["config"]["model.init_args.lr"]["value"] for t in trials]
+    assert len(set(lrs)) == 2 and all(t["state"] == "finished" for t in trials)
