@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import random
+import sys
 import traceback
 import warnings
 import zlib
@@ -273,7 +274,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if "early_terminate" in config:
                 others = [t for t in trials if t is not pending]
                 callbacks.append(_HyperbandStop(config, others, pending["name"], pending["config"]))
-            cli(fit, callbacks=callbacks)
+            try:
+                cli(fit, callbacks=callbacks)
+            finally:
+                _finish_wandb_run()
             ckpt = last_checkpoint(run_dir, version)
             if ckpt is None:
                 raise RuntimeError(f"trial {pending['name']} wrote no last.ckpt under {run_dir}")
@@ -310,6 +314,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             f"({' '.join(trial_arguments(best['config']))})"
         )
     return trials
+
+
+def _finish_wandb_run() -> None:
+    """Close the trial's W&B run: WandbLogger attaches to an open run, so the next trial would
+    otherwise log (and checkpoint) into this one."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def _record_failure(store_path: str | None, sweep: str, trial: dict[str, Any]) -> None:
