@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -116,6 +117,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inception-weights", default=None, help=f"local {InceptionExtractor.__module__} weights file")
     p.add_argument("--download-weights", action="store_true", help="download the Inception weights if missing")
     p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="processes to shard generation and features over (Lightning Fabric DDP; also under torchrun)",
+    )
+
+
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised process group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def gather_to_rank0(items: list) -> list:
+    """Every rank's list, concatenated on rank 0 (other ranks get their own list back)."""
+    rank, world = dist_rank_world()
+    if world == 1:
+        return items
+    out = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(items, out, dst=0)
+    return [x for part in out for x in part] if rank == 0 else items
 
 
 def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor | tuple[Tensor, Tensor]]]) -> dict[str, float]:
@@ -135,7 +159,25 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise ValueError(f"--num-samples must be at least 2, got {args.num_samples}.")
     metrics = parse_metrics(args.metrics)
     start = time.perf_counter()
-    store = ResultsStore(args.store)  # open (and check) the store before spending time
+    if not args.baseline and (args.devices > 1 or "LOCAL_RANK" in os.environ):
+        launch_ranks(args)
+    return _run_rank(args, metrics, start)
+
+
+def launch_ranks(args: argparse.Namespace) -> None:
+    """Start (or join, under torchrun) a process group of ``--devices`` processes with Fabric."""
+    import lightning as L
+
+    accelerator = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    fabric = L.Fabric(accelerator=accelerator, devices=args.devices, strategy="ddp")
+    fabric.launch()
+    if accelerator == "cuda":
+        args.device = str(fabric.device)
+
+
+def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> list[dict[str, Any]]:
+    rank = dist_rank_world()[0]
+    store = ResultsStore(args.store) if rank == 0 else None  # open (and check) the store before spending time
     common: dict[str, Any] = {"num_samples": args.num_samples, "split": args.split}
     if args.baseline:
         datamodule = DigitsDataModule()
@@ -167,22 +209,32 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             metrics.append("label_agreement")  # a conditional digits model: does it draw the digit asked for?
         scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], args)
         sampler = configure_sampling(model, args)
-        g = torch.Generator(device=model.device).manual_seed(args.seed)
         kwargs = {"sampler": sampler} if sampler is not None else {}
-        nfes: list[int] = []  # per batch: an adaptive solver's NFE is known only after it ran
-
-        def generated() -> Iterator[Tensor]:
-            with progress_bar() as progress:
-                task = progress.add_task(f"evaluate {model.family}", total=args.num_samples)
-                for i in range(0, args.num_samples, args.batch_size):
-                    n = min(args.batch_size, args.num_samples - i)
-                    cond = model.sample_cond(n, None)
-                    images = model.sample(n, cond=cond, steps=args.steps, generator=g, **kwargs).cpu()
-                    nfes.append(model.sampling_protocol(args.steps, sampler)[1])
-                    yield (images, cond["label"].cpu()) if cond else images
-                    progress.advance(task, n)
-
-        values = _score(scorers, generated)
+        rank, world = dist_rank_world()
+        # Batch b is generated from its own seed (seed, b) and ranks take every world-th batch, so
+        # the generated set, and so every score, does not depend on the number of processes.
+        parts = []
+        with progress_bar() as progress:
+            task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=args.num_samples)
+            for b, start in enumerate(range(0, args.num_samples, args.batch_size)):
+                if b % world != rank:
+                    continue
+                n = min(args.batch_size, args.num_samples - start)
+                g = torch.Generator(device=model.device).manual_seed(args.seed * 1_000_003 + b)
+                cond = model.sample_cond(n, None)
+                images = model.sample(n, cond=cond, steps=args.steps, generator=g, **kwargs).cpu()
+                nfe = model.sampling_protocol(args.steps, sampler)[1]
+                parts.append((b, [s.extractor(images) for s in scorers], cond["label"].cpu() if cond else None, nfe))
+                progress.advance(task, n * world)
+        parts = gather_to_rank0(parts)
+        if rank != 0:
+            return []
+        nfes = []
+        for _, extracted, labels, nfe in sorted(parts, key=lambda p: p[0]):
+            for scorer, (feats, probs) in zip(scorers, extracted, strict=True):
+                scorer.add(feats, probs, labels)
+            nfes.append(nfe)
+        values = {k: v for s in scorers for k, v in s.compute().items()}
         sampler_name = model.sampling_protocol(args.steps, sampler)[0]
         nfe = round(sum(nfes) / len(nfes))
         run_name = args.name or "/".join(ckpt.resolve().parts[-4:-2])

@@ -54,7 +54,10 @@ class Scorer:
 
     def update(self, images: Tensor, labels: Tensor | None = None) -> None:
         """Add generated images; ``labels`` are the classes they were asked to show, if any."""
-        feats, probs = self.extractor(images)
+        self.add(*self.extractor(images), labels)
+
+    def add(self, feats: Tensor, probs: Tensor, labels: Tensor | None = None) -> None:
+        """Add already extracted features and class probabilities (gathered from other ranks)."""
         if labels is not None:
             self.requested.append(labels.cpu())
         self.stats.update(feats)
