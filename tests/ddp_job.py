@@ -1,7 +1,7 @@
 """A two-process DDP job on the CPU (gloo), launched by tests/test_ddp.py as its own script so that
 Lightning's launcher can start the second rank by running this file again.
 
-    python tests/ddp_job.py OUT_DIR DEVICES [fail_at_step]
+    python tests/ddp_job.py OUT_DIR DEVICES [fail_at_step | gan]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Record(L.Callback):
                 "seen": self.seen,
                 "weights": pl_module.state_dict(),
                 "ema": ema.state_dict()["shadow"],
-                "val_acc": float(trainer.callback_metrics["val/acc"]),
+                "val_acc": float(trainer.callback_metrics.get("val/acc", float("nan"))),
             },
             self.out / f"rank{trainer.global_rank}.pt",
         )
@@ -46,13 +46,14 @@ class Record(L.Callback):
 
 if __name__ == "__main__":
     out, devices = Path(sys.argv[1]), int(sys.argv[2])
-    fail_at = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    gan = len(sys.argv) > 3 and sys.argv[3] == "gan"
+    fail_at = int(sys.argv[3]) if len(sys.argv) > 3 and not gan else None
     os.environ.setdefault("LIT_GENVISION_CACHE", str(out / "cache"))
     main(
         [
             "fit",
             "--config",
-            str(ROOT / "configs" / "classifier" / "digits.yaml"),
+            str(ROOT / "configs" / ("gan/digits_conditional.yaml" if gan else "classifier/digits.yaml")),
             "--trainer.accelerator",
             "cpu",
             "--trainer.devices",
@@ -73,7 +74,8 @@ if __name__ == "__main__":
             str(out),
             "--trainer.logger.init_args.name",
             "ddp",
-            "--trainer.callbacks+=lit_genvision.callbacks.EMA",
+            *([] if gan else ["--trainer.callbacks+=lit_genvision.callbacks.EMA"]),
+            *(["--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0"] if gan else []),
         ],
         callbacks=[Record(out, fail_at)],
     )

@@ -34,6 +34,7 @@ class SampleGrid(L.Callback):
         self.last_path: Path | None = None
 
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, name: str) -> None:
+        folder = run_dir(trainer)  # on every rank: trainer.log_dir is a collective (broadcast) under DDP
         if not trainer.is_global_zero or not hasattr(pl_module, "sample"):
             return
         ema = find_ema(trainer)
@@ -41,7 +42,7 @@ class SampleGrid(L.Callback):
         with ema.swapped(pl_module) if ema is not None else torch.no_grad():
             images = pl_module.sample(self.num, steps=self.steps, generator=g)
         images = upscale_for_view(images)
-        self.last_path = save_images(images, run_dir(trainer) / "samples" / f"{name}.png")
+        self.last_path = save_images(images, folder / "samples" / f"{name}.png")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", grid_image(images), trainer.global_step, dataformats="HWC")

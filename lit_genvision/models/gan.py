@@ -68,6 +68,17 @@ class GANModel(GenerativeModel):
     def num_classes(self) -> int | None:
         return getattr(self.generator, "num_classes", None)
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # Under DDP each backward reaches only one of the two networks (the other is frozen), so the
+        # reducer must not wait for the frozen side's gradients: the `ddp_find_unused_parameters_true`
+        # behaviour, set here so `--trainer.strategy ddp` just works for GANs.
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = getattr(self.trainer, "strategy", None)
+        if isinstance(strategy, DDPStrategy):
+            strategy._ddp_kwargs["find_unused_parameters"] = True
+
     def _labels(self, batch: dict[str, Tensor]) -> Tensor | None:
         return batch["label"] if self.num_classes else None
 
