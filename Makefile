@@ -27,8 +27,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# No GPU tests exist yet (they come with the Triton kernels): pytest's "no tests collected" (5) is not a failure.
 test-gpu: $(STAMP)
-	$(BIN)/python -m pytest -q -m gpu
+	$(BIN)/python -m pytest -q -m gpu || test $$? -eq 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
