@@ -157,9 +157,5 @@ class VAEModel(_Latent, GenerativeModel):
         """Decode z ~ N(0, I): (num, C, H, W) in [-1, 1]."""
         if noise is None:
             noise = randn_like(torch.empty(num, self.latent_dim, device=self.device), generator)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode(self):
             return self.decode(noise).clamp(-1, 1)
-        finally:
-            self.train(was_training)

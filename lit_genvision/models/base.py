@@ -4,12 +4,14 @@ the family in each checkpoint, and the ``sample`` protocol of generative models.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-from torch import Tensor
+from torch import Tensor, nn
 
 from lit_genvision.methods.guidance import classifier_free_guidance, drop_labels
 
@@ -117,6 +119,18 @@ class GenerativeModel(PlatformModule):
         """The network as the samplers call it, with classifier-free guidance when conditional."""
         scale = self.guidance_scale if scale is None else scale
         return classifier_free_guidance(self.net, scale, self.num_classes) if self.num_classes else self.net
+
+    @staticmethod
+    @contextmanager
+    def eval_mode(module: nn.Module) -> Iterator[None]:
+        """Run ``module`` in eval mode (dropout off, BatchNorm on its running statistics) and give
+        it back in the mode it had: sampling during training must not leave it in eval mode."""
+        was_training = module.training
+        module.eval()
+        try:
+            yield
+        finally:
+            module.train(was_training)
 
     def make_sampler(self, name: str | None, **options: Any) -> object | None:
         """A sampler for ``sample(..., sampler=)`` from a command-line name (None: the configured one)."""

@@ -110,9 +110,7 @@ class DiffusionModel(GenerativeModel):
         """Draw x_T ~ N(0, I) (or use ``noise``) and run the sampler; returns (num, C, H, W) in [-1, 1]."""
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
-        was_training = self.net.training
-        self.net.eval()
-        try:
+        with self.eval_mode(self.net):
             x = (sampler or self.sampler)(
                 self.guided_net(),
                 self.schedule,
@@ -123,6 +121,4 @@ class DiffusionModel(GenerativeModel):
                 generator=generator,
                 callback=callback,
             )
-        finally:
-            self.net.train(was_training)
         return x.clamp(-1, 1)

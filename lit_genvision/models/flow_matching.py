@@ -126,9 +126,7 @@ class FlowMatchingModel(GenerativeModel):
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
         net, cond = self.guided_net(), self.sample_cond(len(noise), cond)
-        was_training = self.net.training
-        self.net.eval()
-        try:
+        with self.eval_mode(self.net):
             result = solve(
                 sampler.solver,
                 lambda x, t: net(x, t * TIME_SCALE, cond),
@@ -139,7 +137,5 @@ class FlowMatchingModel(GenerativeModel):
                 rtol=sampler.rtol,
                 atol=sampler.atol,
             )
-        finally:
-            self.net.train(was_training)
         self.last_nfe = result.nfe
         return result.x.clamp(-1, 1)

@@ -151,9 +151,5 @@ class GANModel(GenerativeModel):
         """G(z), z ~ N(0, I) (labels balanced over the classes unless ``cond`` gives them)."""
         z = noise if noise is not None else self._z(num, generator)
         cond = self.sample_cond(len(z), cond)
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
+        with self.eval_mode(self.generator):
             return self.generator(z, cond["label"] if cond else None).clamp(-1, 1)
-        finally:
-            self.generator.train(was_training)

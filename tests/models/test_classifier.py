@@ -31,3 +31,21 @@ def test_digits_classifier_config_trains_through_the_cli(classifier_checkpoint):
     ckpt = torch.load(classifier_checkpoint, weights_only=True)
     assert ckpt["lit_genvision"]["family"] == "classifier"
     assert ckpt["global_step"] == 5
+
+
+def test_sampling_leaves_the_network_in_the_mode_it_had():
+    from lit_genvision.methods import DDIMSampler, LinearSchedule
+    from lit_genvision.models import DiffusionModel
+    from lit_genvision.nn import UNet
+
+    model = DiffusionModel(
+        UNet(image_size=8, channels=8, channel_mults=[1, 2], norm_groups=4, dropout=0.1),
+        LinearSchedule(10),
+        DDIMSampler(steps=2),
+    )
+    model.train()
+    model.sample(2)
+    assert model.net.training
+    model.eval()
+    model.sample(2)
+    assert not model.net.training
