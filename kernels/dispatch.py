@@ -1,32 +1,107 @@
-"""The one place that decides which implementation of a fused op runs."""
+"""The one place that decides which implementation of a fused op runs.
+
+``kernels: auto | torch | triton`` in a model config reaches here through `lit_genvision.nn.ops`.
+``auto`` is the Triton kernel on CUDA and the torch reference everywhere else; ``triton`` insists
+on the kernel (on the CPU that needs Triton's interpreter, ``TRITON_INTERPRET=1``); ``torch`` is
+always the reference.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Literal
 
 import torch
+from torch import Tensor
+
+from kernels import reference
+from kernels.triton_runtime import can_run, interpreting, triton_installed
 
 Backend = Literal["auto", "torch", "triton"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+_FAILED: set[str] = set()  # ops whose Triton build failed under `auto`; they use the reference
 
 
-def triton_available() -> bool:
-    """True when Triton kernels exist in this package and can run (CUDA, or the interpreter)."""
-    return False  # The fused Triton kernels are not written yet (issue: Triton kernels).
+def check_backend(backend: str) -> None:
+    """Raise a one-sentence error unless ``backend`` is one of `BACKENDS`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"kernels must be one of {', '.join(BACKENDS)}, got {backend!r}; set it in the model config.")
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """Map ``auto | torch | triton`` to the implementation that runs on ``device``.
-
-    ``auto`` is Triton on CUDA when the kernels are available, the torch reference elsewhere.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"kernels must be one of {', '.join(BACKENDS)}, got {backend!r}; set it in the model config.")
-    if backend == "triton" and not triton_available():
-        raise NotImplementedError(
-            "kernels: triton was requested but the fused Triton kernels are not available in this build; "
-            "use kernels: auto or kernels: torch."
-        )
+    """Map ``auto | torch | triton`` to the implementation (``torch`` or ``triton``) that runs on ``device``."""
+    check_backend(backend)
     if backend == "auto":
-        return "triton" if device.type == "cuda" and triton_available() else "torch"
+        return "triton" if device.type == "cuda" and can_run(device) else "torch"
+    if backend == "triton" and not can_run(device):
+        if not triton_installed():
+            why = "the triton package is not installed (it ships for Linux)"
+        elif device.type == "cpu" and not interpreting():
+            why = "tensors are on the CPU, where Triton runs only under its interpreter (set TRITON_INTERPRET=1)"
+        else:
+            why = f"Triton kernels cannot run on device {device}"
+        raise RuntimeError(f"kernels: triton was requested but {why}; use kernels: auto or kernels: torch.")
     return backend
+
+
+def _run(op: str, backend: str, device: torch.device, fused: Callable[[], Tensor], ref: Callable[[], Tensor]) -> Tensor:
+    if resolve_backend(backend, device) == "torch" or (backend == "auto" and op in _FAILED):
+        return ref()
+    try:
+        return fused()
+    except Exception as err:  # a Triton build failure on an untested GPU must not stop `auto` runs
+        if backend != "auto" or not type(err).__module__.startswith("triton"):
+            raise
+        _FAILED.add(op)
+        warnings.warn(
+            f"the Triton {op} kernel failed to build ({err}); kernels: auto uses the torch reference.", stacklevel=3
+        )
+        return ref()
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    key_padding_mask: Tensor | None = None,
+    backend: str = "auto",
+) -> Tensor:
+    """`kernels.reference.attention` or its fused Triton kernel, as ``backend`` resolves on q's device."""
+
+    def fused() -> Tensor:
+        from kernels import fused as f  # imports triton; only where it can run
+
+        return f.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
+
+    return _run(
+        "attention", backend, q.device, fused,
+        lambda: reference.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask),
+    )  # fmt: skip
+
+
+def group_norm(
+    x: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    *,
+    scale: Tensor | None = None,
+    shift: Tensor | None = None,
+    silu: bool = False,
+    eps: float = 1e-5,
+    backend: str = "auto",
+) -> Tensor:
+    """`kernels.reference.group_norm` or its fused Triton kernel, as ``backend`` resolves on x's device."""
+    kwargs = dict(scale=scale, shift=shift, silu=silu, eps=eps)
+
+    def fused() -> Tensor:
+        from kernels import fused as f
+
+        return f.group_norm(x, num_groups, weight, bias, **kwargs)
+
+    return _run(
+        "group_norm", backend, x.device, fused, lambda: reference.group_norm(x, num_groups, weight, bias, **kwargs)
+    )

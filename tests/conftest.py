@@ -1,1 +1,8 @@
-from tests_helpers import classifier_checkpoint, tiny_checkpoint  # noqa: F401
+import os
+
+import torch
+
+if not torch.cuda.is_available():  # Triton kernels run on the CPU only under the interpreter, chosen at import
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from tests_helpers import classifier_checkpoint, tiny_checkpoint  # noqa: E402, F401

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from kernels import reference
-from kernels.dispatch import resolve_backend
+from kernels import dispatch
 
 
 def attention(
@@ -22,8 +21,7 @@ def attention(
     backend: str = "auto",
 ) -> Tensor:
     """softmax(Q Kᵀ/√d)·V over (B, H, N, d) tensors; see `kernels.reference.attention`."""
-    resolve_backend(backend, q.device)  # only the reference exists for now
-    return reference.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
+    return dispatch.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, backend=backend)
 
 
 class GroupNorm(nn.GroupNorm):
@@ -31,15 +29,16 @@ class GroupNorm(nn.GroupNorm):
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, backend: str = "auto") -> None:
         super().__init__(num_groups, num_channels, eps=eps)
+        dispatch.check_backend(backend)
         self.backend = backend
 
     def forward(
         self, x: Tensor, scale: Tensor | None = None, shift: Tensor | None = None, silu: bool = False
     ) -> Tensor:
-        resolve_backend(self.backend, x.device)
-        return reference.group_norm(
-            x, self.num_groups, self.weight, self.bias, scale=scale, shift=shift, silu=silu, eps=self.eps
-        )
+        return dispatch.group_norm(
+            x, self.num_groups, self.weight, self.bias, scale=scale, shift=shift, silu=silu, eps=self.eps,
+            backend=self.backend,
+        )  # fmt: skip
 
 
 def num_groups_for(channels: int, preferred: int = 32) -> int:

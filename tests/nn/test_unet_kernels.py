@@ -1,0 +1,85 @@
+"""A U-Net trained one step with `kernels: triton` and `kernels: torch` gets the same loss and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from kernel_helpers import kernel_device
+
+from lit_genvision.methods.diffusion import diffusion_loss
+from lit_genvision.methods.schedules import CosineSchedule
+from lit_genvision.nn import UNet
+
+
+def _step(kernels: str, device: torch.device, state: dict | None):
+    net = UNet(
+        in_channels=1, image_size=8, channels=16, channel_mults=[1, 2], depth=1, attention_at=[8, 4],
+        heads=2, norm_groups=4, context_dim=12, kernels=kernels,
+    ).to(device)  # fmt: skip
+    if state is None:
+        torch.manual_seed(0)
+        for p in net.parameters():  # move the zero-initialised convs and projections off zero
+            torch.nn.init.normal_(p, std=0.1)
+        state = net.state_dict()
+    net.load_state_dict(state)
+    g = torch.Generator(device=device).manual_seed(1)
+    x0 = torch.rand(3, 1, 8, 8, generator=g, device=device) * 2 - 1
+    context = torch.randn(3, 5, 12, generator=g, device=device)
+    loss = diffusion_loss(net, CosineSchedule(100), x0, cond={"context": context}, generator=g)
+    loss.backward()
+    return loss.detach(), {n: p.grad for n, p in net.named_parameters()}, state
+
+
+def test_one_training_step_matches_the_reference(monkeypatch):
+    from kernels import fused
+
+    device = kernel_device()
+    ref_loss, ref_grads, state = _step("torch", device, None)
+    calls = {"attention": 0, "group_norm": 0}
+    for op in calls:  # count the fused calls, so a silent fallback to the reference cannot pass
+
+        def counted(*args, _op=op, _fn=getattr(fused, op), **kwargs):
+            calls[_op] += 1
+            return _fn(*args, **kwargs)
+
+        monkeypatch.setattr(fused, op, counted)
+    loss, grads, _ = _step("triton", device, state)
+    assert calls == {"attention": 8, "group_norm": 13}, calls  # 4 attention blocks, self + cross each
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=0)
+    assert grads.keys() == ref_grads.keys()
+    for name, grad in grads.items():
+        scale = ref_grads[name].abs().max().item()
+        torch.testing.assert_close(grad, ref_grads[name], rtol=1e-4, atol=1e-5 * max(scale, 1e-3), msg=name)
+
+
+def test_triton_without_a_runtime_says_what_to_do(monkeypatch):
+    from kernels import dispatch
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="kernels: triton was requested but .*; use kernels: auto or kernels: torch"):
+        dispatch.resolve_backend("triton", torch.device("cpu"))
+    assert dispatch.resolve_backend("auto", torch.device("cpu")) == "torch"
+    with pytest.raises(ValueError, match="kernels must be one of auto, torch, triton, got 'cuda'"):
+        UNet(kernels="cuda")
+
+
+def test_auto_falls_back_to_the_reference_when_a_triton_build_fails(monkeypatch):
+    """On an untested GPU a kernel may fail to compile; `auto` warns and keeps training, `triton` raises."""
+    from kernels import dispatch, fused
+
+    class BuildError(Exception):
+        __module__ = "triton.compiler.errors"
+
+    def broken(*args, **kwargs):
+        raise BuildError("ptxas: out of shared memory")
+
+    monkeypatch.setattr(fused, "attention", broken)
+    monkeypatch.setattr(dispatch, "resolve_backend", lambda backend, device: "triton")
+    monkeypatch.setattr(dispatch, "_FAILED", set())
+    q = torch.randn(1, 2, 5, 8)
+    with pytest.raises(BuildError):
+        dispatch.attention(q, q, q, backend="triton")
+    with pytest.warns(UserWarning, match="the Triton attention kernel failed to build"):
+        out = dispatch.attention(q, q, q, backend="auto")
+    torch.testing.assert_close(out, dispatch.reference.attention(q, q, q))
+    assert dispatch._FAILED == {"attention"}
