@@ -27,9 +27,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-# No GPU tests exist yet (they come with the Triton kernels): pytest's "no tests collected" (5) is not a failure.
+# The kernels' bf16 and large-shape tests; on a machine without CUDA they skip.
 test-gpu: $(STAMP)
-	$(BIN)/python -m pytest -q -m gpu || test $$? -eq 5
+	$(BIN)/python -m pytest -q -m gpu
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

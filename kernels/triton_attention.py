@@ -246,23 +246,28 @@ def _head_dim_block(d: int) -> int:
 def block_sizes(head_dim: int, device: torch.device) -> dict[str, int]:
     """Tile sizes and launch parameters per device.
 
-    On CUDA: 128-query × 64-key tiles for d ≤ 64 and 64 × 64 for larger heads (the shared-memory
-    budget of one SM), 4 warps, 3 pipeline stages. Under the interpreter: small tiles so tests at
-    small lengths still cross several tiles and their tails.
+    On CUDA: 128-query × 64-key tiles for d ≤ 64, 64 × 64 up to d = 128 and 64 × 32 beyond (the
+    register and shared-memory budget of one SM shrinks the tiles as the head grows). Under the
+    interpreter: small tiles so tests at small lengths still cross several tiles and their tails.
     """
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 32, "BLOCK_N": 16}
     if head_dim <= 64:
         return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
-    return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+    if head_dim <= 128:
+        return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+    return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 1}
 
 
 def _bwd_block_sizes(head_dim: int, device: torch.device) -> dict[str, int]:
+    """The backward keeps two accumulators per program (dK and dV): smaller tiles than forward."""
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 16, "BLOCK_N": 32}
     if head_dim <= 64:
         return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
-    return {"BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+    if head_dim <= 128:
+        return {"BLOCK_M": 32, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
+    return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 8, "num_stages": 1}
 
 
 def _precision(dtype: torch.dtype) -> str:
