@@ -84,7 +84,7 @@ def _group_moments(PART, bg, S, CG, S_PER_SPLIT, SPLIT, eps, SPLIT_P2: tl.conste
     p_mean = tl.load(PART + (bg * SPLIT + ks) * 2, mask=mk, other=0.0)
     p_m2 = tl.load(PART + (bg * SPLIT + ks) * 2 + 1, mask=mk, other=0.0)
     n_k = tl.where(mk, (tl.minimum(S, (ks + 1) * S_PER_SPLIT) - ks * S_PER_SPLIT) * CG, 0).to(tl.float32)
-    n = (S * CG).to(tl.float32)
+    n = S * CG * 1.0  # not .to(): Triton passes an int argument equal to 1 as a constant
     mean = tl.sum(n_k * p_mean) / n
     dev = p_mean - mean
     m2 = tl.sum(p_m2 + n_k * dev * dev)
@@ -219,7 +219,7 @@ def _gn_bwd_dx(
                                        HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
     sum_g = tl.load(SUMS + (b * C + c) * 2, mask=mask_c, other=0.0)
     sum_gx = tl.load(SUMS + (b * C + c) * 2 + 1, mask=mask_c, other=0.0)
-    n = (S * CG).to(tl.float32)
+    n = S * CG * 1.0  # not .to(): Triton passes an int argument equal to 1 as a constant
     c1 = tl.sum(w * sum_g) / n
     c2 = tl.sum(w * sum_gx) / n
     x_base = b * stride_b + c * stride_c
@@ -239,21 +239,21 @@ def _gn_bwd_dx(
 
 def flat_strides(t: Tensor) -> tuple[int, int, int] | None:
     """(stride_b, stride_c, stride_s) when the spatial dims of (B, C, *spatial) collapse to one
-    stride — true for NCHW-contiguous and channels-last tensors — else None."""
-    sizes, strides = t.shape[2:], t.stride()[2:]
-    if not sizes:
-        return t.stride(0), t.stride(1), 1
-    for i in range(len(sizes) - 1):
-        if sizes[i] > 1 and strides[i] != strides[i + 1] * sizes[i + 1]:
+    stride — true for NCHW-contiguous and channels-last tensors — else None. Size-1 dims, whose
+    strides mean nothing, are ignored."""
+    dims = [(n, st) for n, st in zip(t.shape[2:], t.stride()[2:], strict=True) if n > 1]
+    for (_, outer), (n, inner) in zip(dims, dims[1:], strict=False):
+        if outer != inner * n:
             return None
-    return t.stride(0), t.stride(1), strides[-1]
+    return t.stride(0), t.stride(1), dims[-1][1] if dims else 1
 
 
 def with_flat_strides(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
-    strides = flat_strides(t)
-    if strides is None:
+    """``t`` itself when it is dense NCHW or channels-last, else a contiguous copy; and its strides."""
+    dense = t.is_contiguous() or (t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last))
+    if not dense:
         t = t.contiguous()
-        strides = flat_strides(t)
+    strides = flat_strides(t)
     assert strides is not None
     return t, strides
 

@@ -120,3 +120,19 @@ def test_gpu_large_shapes(shape, dtype, channels_last):
     kern = value_and_grads(_fused(), rounded, dy, **kw)
     for name in truth:
         assert_within_twice_reference(name, kern[name], same[name], truth[name])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x[:, :, :, ::2],  # strided view: copied, not misread
+        lambda x: x.permute(0, 1, 3, 2),  # spatial dims swapped
+        lambda x: x[:, :, :1].to(memory_format=torch.channels_last),  # a size-1 spatial dim
+    ],
+    ids=["strided-view", "transposed", "size-one-dim"],
+)
+def test_any_layout_gives_the_reference(make):
+    device = kernel_device()
+    g = torch.Generator().manual_seed(5)
+    x = make(torch.randn(2, 8, 6, 8, generator=g).to(device))
+    torch.testing.assert_close(_fused()(x, 4, silu=True), reference.group_norm(x, 4, silu=True), atol=1e-5, rtol=1e-5)
