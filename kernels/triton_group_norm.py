@@ -6,10 +6,13 @@ Forward (Wu & He, "Group Normalization", 2018, eq. 1–4, plus the timestep modu
 
 folded per (sample, channel) into z = a_bc x + b_bc, so the apply pass is one multiply-add.
 
-Statistics are split across programs when there are fewer (sample, group) pairs than the GPU has
-SMs: each program reduces a slice of the spatial positions to a partial (mean, M2) with Chan et
-al.'s pairwise update (no sum-of-squares cancellation), and the apply program merges its group's
-partials. Backward recomputes z from x (it is not stored) and uses
+When a whole group fits in one program's registers and there are enough groups to fill the GPU,
+one program per group reads x once, normalises and writes y (forward), and reads x and dy once and
+writes dx (backward): the minimum traffic. Otherwise statistics are split across programs when
+there are fewer (sample, group) pairs than the GPU has SMs: each program reduces a slice of the
+spatial positions to a partial (mean, M2) with Chan et al.'s pairwise update (no sum-of-squares
+cancellation), and the apply program merges its group's partials. Backward recomputes z from x (it
+is not stored) and uses
 
     g = ∂L/∂z = dy · σ(z)(1 + z(1 − σ(z))),   w_bc = γ_c (1 + s_bc),
     ∂L/∂x = rstd · (w g − mean_g(w g) − x̂ · mean_g(w g x̂)),
@@ -149,6 +152,39 @@ def _gn_fwd(
 
 
 @triton.jit
+def _gn_fwd_single(
+    X, Y, MEAN, RSTD, W, B_, SCALE, SHIFT,
+    stride_b, stride_c, stride_s,
+    S, C, CG, G, eps,
+    HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr,
+    SILU: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """One program per group (b, g), the whole group in registers: exact two-pass moments, one read."""
+    bg = tl.program_id(0)
+    b = bg // G
+    g = bg % G
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_c = offs_c < CG
+    c = g * CG + offs_c
+    offs_s = tl.arange(0, BLOCK_S)
+    mask = mask_c[:, None] & (offs_s < S)[None, :]
+    idx = (b * stride_b + c * stride_c)[:, None] + offs_s[None, :] * stride_s
+    x = tl.load(X + idx, mask=mask, other=0.0).to(tl.float32)
+    n = S * CG * 1.0
+    mean = tl.sum(tl.sum(x, 1), 0) / n
+    d = tl.where(mask, x - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(tl.sum(d * d, 1), 0) / n + eps)
+    tl.store(MEAN + bg, mean)
+    tl.store(RSTD + bg, rstd)
+    a, off, _w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
+                                        HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    z = x * a[:, None] + off[:, None]
+    if SILU:
+        z = z * tl.sigmoid(z)
+    tl.store(Y + idx, z.to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _grad_z(x, dy, a, off, SILU: tl.constexpr):
     """∂L/∂z from ∂L/∂y, recomputing the pre-activation z = a·x + b."""
     if SILU:
@@ -237,6 +273,44 @@ def _gn_bwd_dx(
         tl.store(DX + x_idx, dx.to(DX.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _gn_bwd_single(
+    X, DY, DX, MEAN, RSTD, W, B_, SCALE, SHIFT, SUMS,
+    stride_b, stride_c, stride_s, dstride_b, dstride_c, dstride_s,
+    S, C, CG, G,
+    HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr,
+    SILU: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """One program per group: reads x and dy once, writes dx and the per-(b, c) sums (Σ_s g, Σ_s g x̂)."""
+    bg = tl.program_id(0)
+    b = bg // G
+    g = bg % G
+    mean = tl.load(MEAN + bg)
+    rstd = tl.load(RSTD + bg)
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_c = offs_c < CG
+    c = g * CG + offs_c
+    a, off, w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
+                                       HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    offs_s = tl.arange(0, BLOCK_S)
+    mask = mask_c[:, None] & (offs_s < S)[None, :]
+    x_idx = (b * stride_b + c * stride_c)[:, None] + offs_s[None, :] * stride_s
+    x = tl.load(X + x_idx, mask=mask, other=0.0).to(tl.float32)
+    d_idx = (b * dstride_b + c * dstride_c)[:, None] + offs_s[None, :] * dstride_s
+    dy = tl.load(DY + d_idx, mask=mask, other=0.0).to(tl.float32)
+    gz = _grad_z(x, dy, a, off, SILU)
+    x_hat = (x - mean) * rstd
+    sum_g = tl.sum(gz, 1)
+    sum_gx = tl.sum(gz * x_hat, 1)
+    tl.store(SUMS + (b * C + c) * 2, sum_g, mask=mask_c)
+    tl.store(SUMS + (b * C + c) * 2 + 1, sum_gx, mask=mask_c)
+    n = S * CG * 1.0
+    c1 = tl.sum(w * sum_g, 0) / n
+    c2 = tl.sum(w * sum_gx, 0) / n
+    dx = rstd * (w[:, None] * gz - c1 - x_hat * c2)
+    tl.store(DX + x_idx, dx.to(DX.dtype.element_ty), mask=mask)
+
+
 def flat_strides(t: Tensor) -> tuple[int, int, int] | None:
     """(stride_b, stride_c, stride_s) when the spatial dims of (B, C, *spatial) collapse to one
     stride — true for NCHW-contiguous and channels-last tensors — else None. Size-1 dims, whose
@@ -266,24 +340,36 @@ def _num_sms(device: torch.device) -> int:
 
 def launch_plan(batch: int, groups: int, spatial: int, group_channels: int, device: torch.device) -> dict[str, int]:
     """Tile sizes and the spatial split: enough (sample, group, slice) programs to fill every SM
-    about four times over, each slice a whole number of tiles."""
+    about four times over, each slice a whole number of tiles. ``SINGLE`` = 1 when one program
+    per group holds the whole group (at most 8192 elements on CUDA; 256 under the interpreter,
+    so the tests cover both paths at small shapes)."""
+    compiled = device.type == "cuda" and not interpreting()
     block_c = triton.next_power_of_2(group_channels)
-    if interpreting() or device.type != "cuda":
-        block_s = 8
-    else:
-        block_s = max(16, min(triton.next_power_of_2(spatial), 4096 // block_c))
+    block_s = max(16, min(triton.next_power_of_2(spatial), 4096 // block_c)) if compiled else 8
     tiles = triton.cdiv(spatial, block_s)
     split = max(1, min(tiles, math.ceil(4 * _num_sms(device) / (batch * groups))))
     s_per_split = triton.cdiv(tiles, split) * block_s
     split = triton.cdiv(spatial, s_per_split)
-    plan = {"BLOCK_C": block_c, "BLOCK_S": block_s, "S_PER_SPLIT": s_per_split, "SPLIT": split}
-    if device.type == "cuda" and not interpreting():
+    whole = block_c * triton.next_power_of_2(spatial)
+    if split == 1 and whole <= (8192 if compiled else 256):
+        plan = {"BLOCK_C": block_c, "BLOCK_S": triton.next_power_of_2(spatial), "S_PER_SPLIT": spatial, "SPLIT": 1}
+        plan["SINGLE"] = 1
+        if compiled:
+            plan["num_warps"] = 4 if whole <= 1024 else 8 if whole <= 4096 else 16
+        return plan
+    plan = {"BLOCK_C": block_c, "BLOCK_S": block_s, "S_PER_SPLIT": s_per_split, "SPLIT": split, "SINGLE": 0}
+    if compiled:
         plan["num_warps"] = 4 if block_c * block_s <= 2048 else 8
     return plan
 
 
 def _optional(t: Tensor | None, like: Tensor) -> Tensor:
     return t if t is not None else like.new_empty(1)
+
+
+def _flags(weight: Tensor | None, bias: Tensor | None, scale: Tensor | None, shift: Tensor | None, silu: bool) -> dict:
+    present = {"HAS_W": weight, "HAS_B": bias, "HAS_SCALE": scale, "HAS_SHIFT": shift}
+    return {k: t is not None for k, t in present.items()} | {"SILU": silu}
 
 
 def group_norm_forward(
@@ -314,13 +400,17 @@ def group_norm_forward(
     grid = (b * num_groups, split)
     tiles = {key: plan[key] for key in ("BLOCK_C", "BLOCK_S")}
     launch = {key: plan[key] for key in ("num_warps",) if key in plan}
+    params = (_optional(weight, x), _optional(bias, x), _optional(scale, x), _optional(shift, x))
+    flags = _flags(weight, bias, scale, shift, silu)
+    if plan["SINGLE"]:
+        _gn_fwd_single[(b * num_groups,)](
+            x, y, mean, rstd, *params, *strides, s, c, cg, num_groups, eps, **flags, **tiles, **launch
+        )
+        return y, mean, rstd
     _gn_stats[grid](x, part, *strides, s, cg, num_groups, plan["S_PER_SPLIT"], split, **tiles, **launch)
     _gn_fwd[grid](
-        x, y, part, mean, rstd,
-        _optional(weight, x), _optional(bias, x), _optional(scale, x), _optional(shift, x),
-        *strides, s, c, cg, num_groups, plan["S_PER_SPLIT"], split, eps,
-        HAS_W=weight is not None, HAS_B=bias is not None, HAS_SCALE=scale is not None,
-        HAS_SHIFT=shift is not None, SILU=silu, SPLIT_P2=triton.next_power_of_2(split), **tiles, **launch,
+        x, y, part, mean, rstd, *params, *strides, s, c, cg, num_groups, plan["S_PER_SPLIT"], split, eps,
+        SPLIT_P2=triton.next_power_of_2(split), **flags, **tiles, **launch,
     )  # fmt: skip
     return y, mean, rstd
 
@@ -352,17 +442,20 @@ def group_norm_backward(
     tiles = {key: plan[key] for key in ("BLOCK_C", "BLOCK_S")}
     launch = {key: plan[key] for key in ("num_warps",) if key in plan}
     params = (_optional(weight, x), _optional(bias, x), _optional(scale, x), _optional(shift, x))
-    flags = dict(
-        HAS_W=weight is not None, HAS_B=bias is not None, HAS_SCALE=scale is not None,
-        HAS_SHIFT=shift is not None, SILU=silu,
-    )  # fmt: skip
+    flags = _flags(weight, bias, scale, shift, silu)
+    dx = torch.empty_like(x)
+    if plan["SINGLE"]:
+        sums = torch.empty(b * c, 2, dtype=torch.float32, device=x.device)
+        _gn_bwd_single[(b * num_groups,)](
+            x, dy, dx, mean, rstd, *params, sums, *strides, *dstrides, s, c, cg, num_groups, **flags, **tiles, **launch
+        )
+        return dx, sums.view(b, c, 2)
     _gn_bwd_reduce[grid](
         x, dy, mean, rstd, *params, part, *strides, *dstrides,
         s, c, cg, num_groups, plan["S_PER_SPLIT"], split, **flags, **tiles, **launch,
     )  # fmt: skip
     sums = part.sum(1) if split > 1 else part[:, 0]
     sums = sums.contiguous()
-    dx = torch.empty_like(x)
     _gn_bwd_dx[grid](
         x, dy, dx, mean, rstd, *params, sums, *strides, *dstrides,
         s, c, cg, num_groups, plan["S_PER_SPLIT"], split, **flags, **tiles, **launch,

@@ -14,6 +14,8 @@ CASES = {  # shape, groups, channels-last, affine, modulation, silu
     "no-affine-1d-silu": ((2, 6, 11), 2, False, False, False, True),
     "one-program-per-group": ((4, 16, 4, 4), 8, False, True, False, True),
     "channels-last-shift-only": ((2, 10, 3, 5), 5, True, True, True, True),
+    "channels-last-one-program-per-group": ((4, 12, 4, 4), 4, True, True, True, True),
+    "unsplit-tiled-loop": ((8, 8, 9, 9), 2, False, True, True, True),
 }
 
 
@@ -65,16 +67,16 @@ def test_output_and_gradients_within_twice_the_reference_error(case, dtype):
         assert kern["dx"].is_contiguous(memory_format=torch.channels_last)
 
 
-def test_the_cases_cover_split_and_unsplit_statistics():
+def test_the_cases_cover_every_launch_path():
+    """Split statistics, one unsplit multi-tile pass, and the whole group in one program."""
     from kernels.triton_group_norm import launch_plan
 
     device = kernel_device()
-    splits = {}
-    for case, (shape, groups, *_rest) in CASES.items():
-        spatial = torch.Size(shape[2:]).numel()
-        splits[case] = launch_plan(shape[0], groups, spatial, shape[1] // groups, device)["SPLIT"]
-    assert splits["nchw-split-stats-full"] > 1
-    assert splits["one-program-per-group"] == 1
+    paths = {}
+    for name, (shape, groups, *_rest) in CASES.items():
+        plan = launch_plan(shape[0], groups, torch.Size(shape[2:]).numel(), shape[1] // groups, device)
+        paths[name] = "single" if plan["SINGLE"] else "split" if plan["SPLIT"] > 1 else "tiled"
+    assert set(paths.values()) == {"single", "split", "tiled"}, paths
 
 
 def test_statistics_survive_a_large_mean():
