@@ -14,6 +14,7 @@ CASES = {  # (Nq, Nk, d, causal, key padding): tails, cross-attention both ways,
     "cross-longer-keys-padding": (37, 70, 64, False, True),
     "cross-shorter-keys-causal-padding-d128": (70, 37, 128, True, True),
     "exact-blocks-d48": (32, 32, 48, False, False),
+    "one-head-d256": (20, 24, 256, False, False),  # configs/diffusion/cifar10.yaml attends with one 256-wide head
 }
 
 
