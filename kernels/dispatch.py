@@ -8,7 +8,6 @@ always the reference.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -16,11 +15,18 @@ import torch
 from torch import Tensor
 
 from kernels import reference
-from kernels.triton_runtime import can_run, interpreting, triton_installed
+from kernels.triton_runtime import (
+    FUSED_DTYPES,
+    can_run,
+    failed,
+    interpreting,
+    is_build_error,
+    record_failure,
+    triton_installed,
+)
 
 Backend = Literal["auto", "torch", "triton"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
-_FAILED: set[str] = set()  # ops whose Triton build failed under `auto`; they use the reference
 
 
 def check_backend(backend: str) -> None:
@@ -45,18 +51,21 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def _run(op: str, backend: str, device: torch.device, fused: Callable[[], Tensor], ref: Callable[[], Tensor]) -> Tensor:
-    if resolve_backend(backend, device) == "torch" or (backend == "auto" and op in _FAILED):
+def _run(op: str, backend: str, x: Tensor, fused: Callable[[bool], Tensor], ref: Callable[[], Tensor]) -> Tensor:
+    """``fused(fallback)`` or ``ref()``. Under ``auto``, float64 and any (op, dtype) whose Triton
+    build failed use the reference; a build failure in the forward is caught here, one in the
+    backward inside the autograd Function (``fallback`` = True)."""
+    if resolve_backend(backend, x.device) == "torch":
+        return ref()
+    auto = backend == "auto"
+    if auto and (x.dtype not in FUSED_DTYPES or failed(op, x.dtype)):
         return ref()
     try:
-        return fused()
+        return fused(auto)
     except Exception as err:  # a Triton build failure on an untested GPU must not stop `auto` runs
-        if backend != "auto" or not type(err).__module__.startswith("triton"):
+        if not auto or not is_build_error(err):
             raise
-        _FAILED.add(op)
-        warnings.warn(
-            f"the Triton {op} kernel failed to build ({err}); kernels: auto uses the torch reference.", stacklevel=3
-        )
+        record_failure(op, x.dtype, err)
         return ref()
 
 
@@ -71,13 +80,13 @@ def attention(
 ) -> Tensor:
     """`kernels.reference.attention` or its fused Triton kernel, as ``backend`` resolves on q's device."""
 
-    def fused() -> Tensor:
+    def fused(fallback: bool) -> Tensor:
         from kernels import fused as f  # imports triton; only where it can run
 
-        return f.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
+        return f.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, fallback=fallback)
 
     return _run(
-        "attention", backend, q.device, fused,
+        "attention", backend, q, fused,
         lambda: reference.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask),
     )  # fmt: skip
 
@@ -97,11 +106,9 @@ def group_norm(
     """`kernels.reference.group_norm` or its fused Triton kernel, as ``backend`` resolves on x's device."""
     kwargs = dict(scale=scale, shift=shift, silu=silu, eps=eps)
 
-    def fused() -> Tensor:
+    def fused(fallback: bool) -> Tensor:
         from kernels import fused as f
 
-        return f.group_norm(x, num_groups, weight, bias, **kwargs)
+        return f.group_norm(x, num_groups, weight, bias, **kwargs, fallback=fallback)
 
-    return _run(
-        "group_norm", backend, x.device, fused, lambda: reference.group_norm(x, num_groups, weight, bias, **kwargs)
-    )
+    return _run("group_norm", backend, x, fused, lambda: reference.group_norm(x, num_groups, weight, bias, **kwargs))

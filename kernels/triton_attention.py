@@ -44,7 +44,7 @@ def _attn_fwd(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     start_m = tl.program_id(0)
-    off_bh = tl.program_id(1)
+    off_bh = tl.program_id(1).to(tl.int64)  # batch offsets can pass 2³¹ elements
     off_b = off_bh // H
     off_h = off_bh % H
     rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -115,7 +115,7 @@ def _attn_bwd_dkdv(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     start_n = tl.program_id(0)
-    off_bh = tl.program_id(1)
+    off_bh = tl.program_id(1).to(tl.int64)  # batch offsets can pass 2³¹ elements
     off_b = off_bh // H
     off_h = off_bh % H
     cols = start_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -184,7 +184,7 @@ def _attn_bwd_dq(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     start_m = tl.program_id(0)
-    off_bh = tl.program_id(1)
+    off_bh = tl.program_id(1).to(tl.int64)  # batch offsets can pass 2³¹ elements
     off_b = off_bh // H
     off_h = off_bh % H
     rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -243,15 +243,19 @@ def _head_dim_block(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
 
-def block_sizes(head_dim: int, device: torch.device) -> dict[str, int]:
-    """Tile sizes and launch parameters per device.
+def block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict[str, int]:
+    """Forward tile sizes and launch parameters per device.
 
-    On CUDA: 128-query × 64-key tiles for d ≤ 64, 64 × 64 up to d = 128 and 64 × 32 beyond (the
-    register and shared-memory budget of one SM shrinks the tiles as the head grows). Under the
-    interpreter: small tiles so tests at small lengths still cross several tiles and their tails.
+    On CUDA, 16-bit inputs: 128-query × 64-key tiles for d ≤ 64, 64 × 64 up to d = 128 and 64 × 32
+    beyond (the register and shared-memory budget of one SM shrinks the tiles as the head grows).
+    fp32 inputs get 32 × 32 tiles: IEEE fp32 products run without tensor cores and larger tiles
+    spill registers. Under the interpreter: small tiles, so tests at small lengths still cross
+    several tiles and their tails.
     """
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 32, "BLOCK_N": 16}
+    if dtype == torch.float32:
+        return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4 if head_dim <= 128 else 8, "num_stages": 2}
     if head_dim <= 64:
         return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
     if head_dim <= 128:
@@ -259,10 +263,12 @@ def block_sizes(head_dim: int, device: torch.device) -> dict[str, int]:
     return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 1}
 
 
-def _bwd_block_sizes(head_dim: int, device: torch.device) -> dict[str, int]:
+def _bwd_block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict[str, int]:
     """The backward keeps two accumulators per program (dK and dV): smaller tiles than forward."""
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 16, "BLOCK_N": 32}
+    if dtype == torch.float32:
+        return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4 if head_dim <= 128 else 8, "num_stages": 2}
     if head_dim <= 64:
         return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
     if head_dim <= 128:
@@ -270,8 +276,12 @@ def _bwd_block_sizes(head_dim: int, device: torch.device) -> dict[str, int]:
     return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 8, "num_stages": 1}
 
 
-def _precision(dtype: torch.dtype) -> str:
-    return "ieee" if dtype == torch.float32 else "tf32"  # ignored for 16-bit inputs
+def precision(dtype: torch.dtype) -> str:
+    """fp32 products follow torch's own switch: IEEE under ``torch.set_float32_matmul_precision("highest")``
+    (the default), TF32 tensor cores under "high" or "medium". 16-bit inputs ignore it."""
+    if dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest":
+        return "ieee"
+    return "tf32"
 
 
 def _mask_arg(key_padding_mask: Tensor | None, q: Tensor) -> tuple[Tensor, int]:
@@ -282,7 +292,13 @@ def _mask_arg(key_padding_mask: Tensor | None, q: Tensor) -> tuple[Tensor, int]:
 
 
 def attention_forward(
-    q: Tensor, k: Tensor, v: Tensor, causal: bool, key_padding_mask: Tensor | None, sm_scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    causal: bool,
+    key_padding_mask: Tensor | None,
+    sm_scale: float,
+    precision: str = "ieee",
 ) -> tuple[Tensor, Tensor]:
     """O and base-2 log-sum-exp (B, H, Nq) for (B, H, N, d) inputs whose last dim is contiguous."""
     b, h, n_q, d = q.shape
@@ -290,13 +306,13 @@ def attention_forward(
     o = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty(b, h, n_q, dtype=torch.float32, device=q.device)
     kpm, stride_mb = _mask_arg(key_padding_mask, q)
-    cfg = block_sizes(d, q.device)
+    cfg = block_sizes(d, q.dtype, q.device)
     grid = (triton.cdiv(n_q, cfg["BLOCK_M"]), b * h)
     _attn_fwd[grid](
         q, k, v, o, lse, kpm, sm_scale,
         *_strides(q), *_strides(k), *_strides(v), *_strides(o), stride_mb,
         h, n_q, n_k, d,
-        CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=_precision(q.dtype),
+        CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=precision,
         BLOCK_D=_head_dim_block(d), **cfg,
     )  # fmt: skip
     return o, lse
@@ -312,6 +328,7 @@ def attention_backward(
     causal: bool,
     key_padding_mask: Tensor | None,
     sm_scale: float,
+    precision: str = "ieee",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """dQ, dK, dV; δ = rowsum(dO ∘ O) is computed once up front in fp32."""
     b, h, n_q, d = q.shape
@@ -323,8 +340,8 @@ def attention_backward(
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
     kpm, stride_mb = _mask_arg(key_padding_mask, q)
-    cfg = _bwd_block_sizes(d, q.device)
-    flags = dict(CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=_precision(q.dtype))
+    cfg = _bwd_block_sizes(d, q.dtype, q.device)
+    flags = dict(CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=precision)
     common = (*_strides(q), *_strides(k), *_strides(v), *_strides(do))
     _attn_bwd_dkdv[(triton.cdiv(n_k, cfg["BLOCK_N"]), b * h)](
         q, k, v, do, lse, delta, kpm, dk, dv, sm_scale,

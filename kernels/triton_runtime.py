@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 
 import torch
 
@@ -30,3 +31,26 @@ def can_run(device: torch.device) -> bool:
     if interpreting():
         return device.type == "cpu"
     return device.type == "cuda" and torch.cuda.is_available()
+
+
+FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # the kernels accumulate in fp32
+_FAILED: set[tuple[str, torch.dtype]] = set()  # (op, dtype) whose Triton build failed under `auto`
+
+
+def is_build_error(err: BaseException) -> bool:
+    """True for an error raised by Triton itself (compilation, resources, ptxas), not by bad input."""
+    return type(err).__module__.startswith("triton")
+
+
+def failed(op: str, dtype: torch.dtype) -> bool:
+    """True when ``op`` failed to build for ``dtype`` earlier in this process under ``kernels: auto``."""
+    return (op, dtype) in _FAILED
+
+
+def record_failure(op: str, dtype: torch.dtype, err: BaseException) -> None:
+    """Remember a build failure and say, once, that ``auto`` now uses the reference for it."""
+    _FAILED.add((op, dtype))
+    warnings.warn(
+        f"the Triton {op} kernel failed to build for {dtype} ({err}); kernels: auto uses the torch reference.",
+        stacklevel=4,
+    )

@@ -63,23 +63,75 @@ def test_triton_without_a_runtime_says_what_to_do(monkeypatch):
         UNet(kernels="cuda")
 
 
-def test_auto_falls_back_to_the_reference_when_a_triton_build_fails(monkeypatch):
+class BuildError(Exception):
+    """Stands in for a Triton compilation or resource error on a GPU this project never ran on."""
+
+    __module__ = "triton.compiler.errors"
+
+
+def _broken(*args, **kwargs):
+    raise BuildError("ptxas: out of shared memory")
+
+
+def test_auto_falls_back_to_the_reference_when_a_forward_build_fails(monkeypatch):
     """On an untested GPU a kernel may fail to compile; `auto` warns and keeps training, `triton` raises."""
-    from kernels import dispatch, fused
+    from kernels import dispatch, fused, triton_runtime
 
-    class BuildError(Exception):
-        __module__ = "triton.compiler.errors"
-
-    def broken(*args, **kwargs):
-        raise BuildError("ptxas: out of shared memory")
-
-    monkeypatch.setattr(fused, "attention", broken)
+    monkeypatch.setattr(fused, "attention", _broken)
     monkeypatch.setattr(dispatch, "resolve_backend", lambda backend, device: "triton")
-    monkeypatch.setattr(dispatch, "_FAILED", set())
+    monkeypatch.setattr(triton_runtime, "_FAILED", set())
     q = torch.randn(1, 2, 5, 8)
     with pytest.raises(BuildError):
         dispatch.attention(q, q, q, backend="triton")
-    with pytest.warns(UserWarning, match="the Triton attention kernel failed to build"):
+    with pytest.warns(UserWarning, match="the Triton attention kernel failed to build for torch.float32"):
         out = dispatch.attention(q, q, q, backend="auto")
     torch.testing.assert_close(out, dispatch.reference.attention(q, q, q))
-    assert dispatch._FAILED == {"attention"}
+    assert triton_runtime.failed("attention", torch.float32)
+    assert not triton_runtime.failed("attention", torch.bfloat16)  # other dtypes keep the kernel
+
+
+@pytest.mark.parametrize("op", ["attention", "group_norm"])
+def test_auto_falls_back_to_reference_gradients_when_a_backward_build_fails(monkeypatch, op):
+    from kernels import fused, reference, triton_attention, triton_group_norm, triton_runtime
+
+    device = kernel_device()
+    monkeypatch.setattr(triton_runtime, "_FAILED", set())
+    g = torch.Generator().manual_seed(0)
+    if op == "attention":
+        monkeypatch.setattr(triton_attention, "attention_backward", _broken)
+        inputs = [torch.randn(1, 2, 20, 16, generator=g).to(device).requires_grad_() for _ in range(3)]
+        kw = {"causal": True}
+    else:
+        monkeypatch.setattr(triton_group_norm, "group_norm_backward", _broken)
+        inputs = [torch.randn(2, 8, 5, 5, generator=g).to(device).requires_grad_(), 4]
+        kw = {"silu": True}
+    with pytest.raises(BuildError):
+        getattr(fused, op)(*inputs, **kw).sum().backward()
+    with pytest.warns(UserWarning, match=f"the Triton {op} kernel failed to build"):
+        got = torch.autograd.grad(getattr(fused, op)(*inputs, **kw, fallback=True).sum(), inputs[0])
+    want = torch.autograd.grad(getattr(reference, op)(*inputs, **kw).sum(), inputs[0])
+    torch.testing.assert_close(got, want)
+
+
+def test_float64_uses_the_reference_under_auto_and_is_refused_by_the_kernels(monkeypatch):
+    from kernels import dispatch, fused
+
+    q = torch.randn(1, 2, 5, 8, dtype=torch.float64)
+    monkeypatch.setattr(dispatch, "resolve_backend", lambda backend, device: "triton")
+    monkeypatch.setattr(fused, "attention", _broken)  # must not be reached
+    assert torch.equal(dispatch.attention(q, q, q, backend="auto"), dispatch.reference.attention(q, q, q))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="takes float16, bfloat16 or float32 tensors, got torch.float64"):
+        fused.group_norm(torch.zeros(1, 4, 2, 2, dtype=torch.float64), 2)
+
+
+def test_fp32_products_follow_torchs_matmul_precision_switch():
+    from kernels.triton_attention import precision
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        assert precision(torch.float32) == "ieee"
+        torch.set_float32_matmul_precision("high")
+        assert precision(torch.float32) == "tf32"
+    finally:
+        torch.set_float32_matmul_precision(before)
