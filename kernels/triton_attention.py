@@ -255,7 +255,7 @@ def block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 32, "BLOCK_N": 16}
     if dtype == torch.float32:
-        return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4 if head_dim <= 128 else 8, "num_stages": 2}
+        return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4 if head_dim <= 64 else 8, "num_stages": 2}
     if head_dim <= 64:
         return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
     if head_dim <= 128:
@@ -268,7 +268,8 @@ def _bwd_block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) ->
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 16, "BLOCK_N": 32}
     if dtype == torch.float32:
-        return {"BLOCK_M": 32, "BLOCK_N": 32, "num_warps": 4 if head_dim <= 128 else 8, "num_stages": 2}
+        block_n = 32 if head_dim <= 128 else 16
+        return {"BLOCK_M": 32, "BLOCK_N": block_n, "num_warps": 4 if head_dim <= 64 else 8, "num_stages": 2}
     if head_dim <= 64:
         return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2}
     if head_dim <= 128:
