@@ -31,6 +31,18 @@ from kernels.triton_runtime import interpreting
 
 
 @triton.jit
+def _keep(rows, cols, col_ok, kpm_row, CAUSAL: tl.constexpr, HAS_KPM: tl.constexpr):
+    """(queries × keys) mask of the scores that count: real keys, j ≤ i when causal, unpadded keys."""
+    keep = col_ok[None, :]
+    if CAUSAL:
+        keep = keep & (cols[None, :] <= rows[:, None])
+    if HAS_KPM:
+        kp = tl.load(kpm_row + cols, mask=col_ok, other=0)
+        keep = keep & (kp[None, :] != 0)
+    return keep
+
+
+@triton.jit
 def _attn_fwd(
     Q, K, V, Out, LSE, KPM,
     sm_scale,
@@ -72,12 +84,7 @@ def _attn_fwd(
             k_base + cols[:, None] * stride_kn + offs_d[None, :], mask=col_ok[:, None] & mask_d[None, :], other=0.0
         )
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
-        keep = col_ok[None, :]
-        if CAUSAL:
-            keep = keep & (cols[None, :] <= rows[:, None])
-        if HAS_KPM:
-            kp = tl.load(KPM + off_b * stride_mb + cols, mask=col_ok, other=0)
-            keep = keep & (kp[None, :] != 0)
+        keep = _keep(rows, cols, col_ok, KPM + off_b * stride_mb, CAUSAL, HAS_KPM)
         s = tl.where(keep, s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row with no key yet: keep exp2 finite
@@ -219,12 +226,7 @@ def _attn_bwd_dq(
         k = tl.load(k_base + cols[:, None] * stride_kn + offs_d[None, :], mask=kv_mask, other=0.0)
         v = tl.load(v_base + cols[:, None] * stride_vn + offs_d[None, :], mask=kv_mask, other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
-        keep = col_ok[None, :]
-        if CAUSAL:
-            keep = keep & (cols[None, :] <= rows[:, None])
-        if HAS_KPM:
-            kp = tl.load(KPM + off_b * stride_mb + cols, mask=col_ok, other=0)
-            keep = keep & (kp[None, :] != 0)
+        keep = _keep(rows, cols, col_ok, KPM + off_b * stride_mb, CAUSAL, HAS_KPM)
         p = tl.where(keep, tl.exp2(s - lse[:, None]), 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
         ds = p * (dp - delta[:, None])

@@ -112,7 +112,24 @@ def _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
     off = (beta - mean * rstd * gamma) * one_plus
     if HAS_SHIFT:
         off = off + tl.load(SHIFT + b * C + c, mask=mask_c, other=0.0).to(tl.float32)
-    return a, off, gamma * one_plus, gamma, beta
+    return a, off, gamma * one_plus
+
+
+@triton.jit
+def _saved_group(
+    MEAN, RSTD, W, B_, SCALE, SHIFT, bg, G, CG, C, BLOCK_C: tl.constexpr,
+    HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr,
+):  # fmt: skip
+    """Backward setup of group bg = b·G + g: sample b, its channels c (masked to CG), the moments the
+    forward saved, and the coefficients a, b, w of `_affine`."""
+    b = bg // G
+    offs_c = tl.arange(0, BLOCK_C)
+    mask_c = offs_c < CG
+    c = (bg % G) * CG + offs_c
+    mean = tl.load(MEAN + bg)
+    rstd = tl.load(RSTD + bg)
+    a, off, w = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd, HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)
+    return b, c, mask_c, mean, rstd, a, off, w
 
 
 @triton.jit
@@ -135,8 +152,7 @@ def _gn_fwd(
     offs_c = tl.arange(0, BLOCK_C)
     mask_c = offs_c < CG
     c = g * CG + offs_c
-    a, off, _w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
-                                        HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    a, off, _w = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd, HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)
     base = b * stride_b + c * stride_c
     s_lo = split * S_PER_SPLIT
     s_hi = tl.minimum(S, s_lo + S_PER_SPLIT)
@@ -176,8 +192,7 @@ def _gn_fwd_single(
     rstd = 1.0 / tl.sqrt(tl.sum(tl.sum(d * d, 1), 0) / n + eps)
     tl.store(MEAN + bg, mean)
     tl.store(RSTD + bg, rstd)
-    a, off, _w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
-                                        HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    a, off, _w = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd, HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)
     z = x * a[:, None] + off[:, None]
     if SILU:
         z = z * tl.sigmoid(z)
@@ -205,15 +220,8 @@ def _gn_bwd_reduce(
     """Per (b, c, split): Σ_s g and Σ_s g·x̂ over the slice, into PART[(b·C + c)·SPLIT + split]."""
     bg = tl.program_id(0).to(tl.int64)  # batch offsets can pass 2³¹ elements
     split = tl.program_id(1)
-    b = bg // G
-    g = bg % G
-    mean = tl.load(MEAN + bg)
-    rstd = tl.load(RSTD + bg)
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_c = offs_c < CG
-    c = g * CG + offs_c
-    a, off, _w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
-                                        HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    b, c, mask_c, mean, rstd, a, off, _w = _saved_group(MEAN, RSTD, W, B_, SCALE, SHIFT, bg, G, CG, C, BLOCK_C,
+                                                        HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
     x_base = b * stride_b + c * stride_c
     d_base = b * dstride_b + c * dstride_c
     s_lo = split * S_PER_SPLIT
@@ -244,15 +252,8 @@ def _gn_bwd_dx(
     """dx = rstd · (w g − mean_g(w g) − x̂ · mean_g(w g x̂)); SUMS holds (Σ_s g, Σ_s g x̂) per (b, c)."""
     bg = tl.program_id(0).to(tl.int64)  # batch offsets can pass 2³¹ elements
     split = tl.program_id(1)
-    b = bg // G
-    g = bg % G
-    mean = tl.load(MEAN + bg)
-    rstd = tl.load(RSTD + bg)
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_c = offs_c < CG
-    c = g * CG + offs_c
-    a, off, w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
-                                       HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    b, c, mask_c, mean, rstd, a, off, w = _saved_group(MEAN, RSTD, W, B_, SCALE, SHIFT, bg, G, CG, C, BLOCK_C,
+                                                       HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
     sum_g = tl.load(SUMS + (b * C + c) * 2, mask=mask_c, other=0.0)
     sum_gx = tl.load(SUMS + (b * C + c) * 2 + 1, mask=mask_c, other=0.0)
     n = S * CG * 1.0  # not .to(): Triton passes an int argument equal to 1 as a constant
@@ -283,15 +284,8 @@ def _gn_bwd_single(
 ):  # fmt: skip
     """One program per group: reads x and dy once, writes dx and the per-(b, c) sums (Σ_s g, Σ_s g x̂)."""
     bg = tl.program_id(0).to(tl.int64)  # batch offsets can pass 2³¹ elements
-    b = bg // G
-    g = bg % G
-    mean = tl.load(MEAN + bg)
-    rstd = tl.load(RSTD + bg)
-    offs_c = tl.arange(0, BLOCK_C)
-    mask_c = offs_c < CG
-    c = g * CG + offs_c
-    a, off, w, _gamma, _beta = _affine(W, B_, SCALE, SHIFT, b, c, mask_c, C, mean, rstd,
-                                       HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
+    b, c, mask_c, mean, rstd, a, off, w = _saved_group(MEAN, RSTD, W, B_, SCALE, SHIFT, bg, G, CG, C, BLOCK_C,
+                                                       HAS_W, HAS_B, HAS_SCALE, HAS_SHIFT)  # fmt: skip
     offs_s = tl.arange(0, BLOCK_S)
     mask = mask_c[:, None] & (offs_s < S)[None, :]
     x_idx = (b * stride_b + c * stride_c)[:, None] + offs_s[None, :] * stride_s
