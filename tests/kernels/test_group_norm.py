@@ -67,15 +67,21 @@ def test_output_and_gradients_within_twice_the_reference_error(case, dtype):
         assert kern["dx"].is_contiguous(memory_format=torch.channels_last)
 
 
+GPU_SHAPES = [(64, 128, 32, 32), (64, 256, 16, 16), (2, 512, 8, 8), (8, 320, 64, 64), (32, 256, 64, 64)]
+
+
 def test_the_cases_cover_every_launch_path():
-    """Split statistics, one unsplit multi-tile pass, and the whole group in one program."""
+    """Split statistics, one unsplit multi-tile pass, and the whole group in one program — by the
+    small cases under the interpreter, by the `gpu` shapes (32 groups) on CUDA."""
     from kernels.triton_group_norm import launch_plan
 
     device = kernel_device()
+    shapes = [(shape, groups) for shape, groups, *_ in CASES.values()] if device.type == "cpu" else []
+    shapes += [(shape, 32) for shape in GPU_SHAPES] if device.type == "cuda" else []
     paths = {}
-    for name, (shape, groups, *_rest) in CASES.items():
+    for shape, groups in shapes:
         plan = launch_plan(shape[0], groups, torch.Size(shape[2:]).numel(), shape[1] // groups, device)
-        paths[name] = "single" if plan["SINGLE"] else "split" if plan["SPLIT"] > 1 else "tiled"
+        paths[shape] = "single" if plan["SINGLE"] else "split" if plan["SPLIT"] > 1 else "tiled"
     assert set(paths.values()) == {"single", "split", "tiled"}, paths
 
 
@@ -109,7 +115,7 @@ def test_bad_shapes_are_one_sentence():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=["bf16", "fp16", "fp32"])
-@pytest.mark.parametrize("shape", [(64, 128, 32, 32), (64, 256, 16, 16), (2, 512, 8, 8), (8, 320, 64, 64)])
+@pytest.mark.parametrize("shape", GPU_SHAPES)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 def test_gpu_large_shapes(shape, dtype, channels_last):
     if not torch.cuda.is_available():
