@@ -103,7 +103,9 @@ def _attention_case(b: int, h: int, nq: int, nk: int, d: int, dtype: torch.dtype
     ta.attention_backward(torch.zeros_like(q), q, k, v, o, lse, causal, mask, d**-0.5, prec)
 
 
-def _group_norm_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype, channels_last: bool, modulated: bool):
+def _group_norm_case(
+    shape: tuple[int, ...], groups: int, dtype: torch.dtype, channels_last: bool, modulated: bool, silu: bool
+):
     from kernels import triton_group_norm as tg
 
     b, c = shape[:2]
@@ -113,9 +115,9 @@ def _group_norm_case(shape: tuple[int, ...], groups: int, dtype: torch.dtype, ch
     w, bias = torch.ones(c, dtype=dtype), torch.zeros(c, dtype=dtype)
     scale = torch.zeros(b, c, dtype=dtype) if modulated else None
     shift = torch.zeros(b, c, dtype=dtype) if modulated else None
-    tg.group_norm_forward(x, groups, w, bias, scale, shift, True, 1e-5)
+    tg.group_norm_forward(x, groups, w, bias, scale, shift, silu, 1e-5)
     stats = torch.zeros(b * groups)
-    tg.group_norm_backward(torch.zeros_like(x), x, stats, stats, groups, w, bias, scale, shift, True)
+    tg.group_norm_backward(torch.zeros_like(x), x, stats, stats, groups, w, bias, scale, shift, silu)
 
 
 ATTENTION_CASES = [  # (B, H, Nq, Nk, d, dtype, causal, key padding)
@@ -125,20 +127,34 @@ ATTENTION_CASES = [  # (B, H, Nq, Nk, d, dtype, causal, key padding)
         for d in (32, 64, 128, 256)
         for masked in (False, True)
     ),
+    *(  # causal alone (DiT-style decoders) and padding alone (cross-attention to captions)
+        (2, 4, 1000, 777, d, dtype, causal, not causal)
+        for dtype in (torch.float16, torch.bfloat16)
+        for d in (64, 128)
+        for causal in (False, True)
+    ),
     (1, 1, 1, 1, 64, torch.float16, True, True),  # every int equal to 1 becomes a constant
 ]
-GROUP_NORM_CASES = [  # (shape, groups, dtype, channels-last): U-Net maps, a 1×1 map, one 2048-channel group
-    (shape, groups, dtype, channels_last)
-    for shape, groups in (
-        ((128, 128, 32, 32), 32),
-        ((128, 256, 16, 16), 32),
-        ((2, 512, 8, 8), 32),
-        ((8, 320, 64, 64), 32),
-        ((1, 32, 1, 1), 32),
-        ((1, 2048, 8, 8), 1),
-    )  # fmt: skip
-    for dtype in (torch.bfloat16, torch.float32)
-    for channels_last in (False, True)
+GN_SHAPES = [  # (shape, groups): U-Net maps, a 1×1 map, one 2048-channel group
+    ((128, 128, 32, 32), 32),
+    ((128, 256, 16, 16), 32),
+    ((2, 512, 8, 8), 32),
+    ((8, 320, 64, 64), 32),
+    ((1, 32, 1, 1), 32),
+    ((1, 2048, 8, 8), 1),
+]
+GROUP_NORM_CASES = [  # (shape, groups, dtype, channels-last, scale/shift, SiLU)
+    *(
+        (shape, groups, dtype, channels_last, True, True)
+        for shape, groups in GN_SHAPES
+        for dtype in (torch.bfloat16, torch.float32)
+        for channels_last in (False, True)
+    ),
+    *(  # the U-Net's other specialisations: GN+SiLU (first norm of a block), plain GN (attention's norm)
+        (shape, 32, torch.bfloat16, False, False, silu)
+        for shape in ((128, 128, 32, 32), (8, 256, 16, 16), (8, 320, 64, 64))
+        for silu in (True, False)
+    ),
 ]
 
 
@@ -146,11 +162,13 @@ def cases() -> list[tuple[str, Callable[[], None]]]:
     """The launches of our configs, every dtype, and the edge shapes where ints become constants."""
     out = []
     for b, h, nq, nk, d, dtype, causal, padding in ATTENTION_CASES:
-        name = f"attention B{b} H{h} Nq{nq} Nk{nk} d{d} {str(dtype)[6:]}{' causal+padding' if causal else ''}"
+        masks = "+".join(m for m, on in (("causal", causal), ("padding", padding)) if on)
+        name = f"attention B{b} H{h} Nq{nq} Nk{nk} d{d} {str(dtype)[6:]}{' ' + masks if masks else ''}"
         out.append((name, lambda a=(b, h, nq, nk, d, dtype, causal, padding): _attention_case(*a)))
-    for shape, groups, dtype, channels_last in GROUP_NORM_CASES:
+    for shape, groups, dtype, channels_last, modulated, silu in GROUP_NORM_CASES:
         name = f"group_norm {shape} G{groups} {str(dtype)[6:]}{' NHWC' if channels_last else ''}"
-        out.append((name, lambda a=(shape, groups, dtype, channels_last): _group_norm_case(*a, modulated=True)))
+        name += f"{'' if modulated else ' no-scale/shift'}{'' if silu else ' no-SiLU'}"
+        out.append((name, lambda a=(shape, groups, dtype, channels_last, modulated, silu): _group_norm_case(*a)))
     return out
 
 
@@ -172,8 +190,8 @@ def run(arch: int = 90, sms: int = SM90_SMS, only: str = "") -> list[dict]:
         mock.patch.object(ta, "interpreting", lambda: False),
         mock.patch.object(tg, "interpreting", lambda: False),
         mock.patch.object(tg, "_num_sms", lambda device: sms),
-        mock.patch.object(ta, "block_sizes", lambda d, dtype, device, f=ta.block_sizes: f(d, dtype, cuda)),
-        mock.patch.object(ta, "_bwd_block_sizes", lambda d, dtype, device, f=ta._bwd_block_sizes: f(d, dtype, cuda)),
+        mock.patch.object(ta, "forward_blocks", lambda d, dtype, device, f=ta.forward_blocks: f(d, dtype, cuda)),
+        mock.patch.object(ta, "backward_blocks", lambda d, dtype, device, f=ta.backward_blocks: f(d, dtype, cuda)),
         mock.patch.object(tg, "launch_plan", lambda b, g, s, cg, device, f=tg.launch_plan: f(b, g, s, cg, cuda)),
     ]
     for module in (ta, tg):

@@ -17,6 +17,7 @@ from torch import Tensor
 from kernels import reference
 from kernels.triton_runtime import (
     FUSED_DTYPES,
+    MAX_HEAD_DIM,
     can_run,
     failed,
     interpreting,
@@ -43,22 +44,29 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "triton" and not can_run(device):
         if not triton_installed():
             why = "the triton package is not installed (it ships for Linux)"
-        elif device.type == "cpu" and not interpreting():
-            why = "tensors are on the CPU, where Triton runs only under its interpreter (set TRITON_INTERPRET=1)"
+        elif device.type == "cpu":
+            why = (
+                "the tensors are on the CPU, where Triton runs only in its interpreter (TRITON_INTERPRET=1 at start-up)"
+            )
+        elif device.type == "cuda" and interpreting():
+            why = f"TRITON_INTERPRET=1 runs the kernels on CPU tensors only and these are on {device} (unset it)"
         else:
-            why = f"Triton kernels cannot run on device {device}"
+            why = f"Triton runs on CUDA GPUs and the tensors are on {device}"
         raise RuntimeError(f"kernels: triton was requested but {why}; use kernels: auto or kernels: torch.")
     return backend
 
 
-def _run(op: str, backend: str, x: Tensor, fused: Callable[[bool], Tensor], ref: Callable[[], Tensor]) -> Tensor:
-    """``fused(fallback)`` or ``ref()``. Under ``auto``, float64 and any (op, dtype) whose Triton
-    build failed use the reference; a build failure in the forward is caught here, one in the
-    backward inside the autograd Function (``fallback`` = True)."""
+def _run(
+    op: str, backend: str, x: Tensor, supported: bool, fused: Callable[[bool], Tensor], ref: Callable[[], Tensor]
+) -> Tensor:
+    """``fused(fallback)`` or ``ref()``. Under ``auto``, inputs the kernel does not take (float64,
+    ``supported`` False) and any (op, dtype) whose Triton build failed use the reference; a build
+    failure in the forward is caught here, one in the backward inside the autograd Function
+    (``fallback`` = True)."""
     if resolve_backend(backend, x.device) == "torch":
         return ref()
     auto = backend == "auto"
-    if auto and (x.dtype not in FUSED_DTYPES or failed(op, x.dtype)):
+    if auto and (not supported or x.dtype not in FUSED_DTYPES or failed(op, x.dtype)):
         return ref()
     try:
         return fused(auto)
@@ -86,7 +94,7 @@ def attention(
         return f.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, fallback=fallback)
 
     return _run(
-        "attention", backend, q, fused,
+        "attention", backend, q, q.shape[-1] <= MAX_HEAD_DIM, fused,
         lambda: reference.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask),
     )  # fmt: skip
 
@@ -111,4 +119,6 @@ def group_norm(
 
         return f.group_norm(x, num_groups, weight, bias, **kwargs, fallback=fallback)
 
-    return _run("group_norm", backend, x, fused, lambda: reference.group_norm(x, num_groups, weight, bias, **kwargs))
+    return _run(
+        "group_norm", backend, x, True, fused, lambda: reference.group_norm(x, num_groups, weight, bias, **kwargs)
+    )

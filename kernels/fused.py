@@ -19,7 +19,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 from kernels import reference
 from kernels import triton_attention as ta
 from kernels import triton_group_norm as tg
-from kernels.triton_runtime import FUSED_DTYPES, is_build_error, record_failure
+from kernels.triton_runtime import FUSED_DTYPES, MAX_HEAD_DIM, is_build_error, record_failure
 
 
 def _reference_grads(
@@ -76,7 +76,7 @@ def _check_dtype(op: str, *tensors: Tensor | None) -> None:
     for t in tensors:
         if t is not None and t.dtype not in FUSED_DTYPES:
             raise ValueError(
-                f"the fused {op} takes float16, bfloat16 or float32 tensors, got {t.dtype}; use kernels: torch for it."
+                f"the fused {op} takes float16, bfloat16 or float32 tensors, got {t.dtype}; use kernels: auto or torch."
             )
 
 
@@ -92,15 +92,24 @@ def attention(
     """Fused softmax(Q Kᵀ/√d)·V; same contract as `kernels.reference.attention`."""
     shapes = ", ".join(str(tuple(t.shape)) for t in (q, k, v))
     if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"attention expects q (B, H, Nq, d) and k, v (B, H, Nk, d), got {shapes}.")
-    if q.shape[-1] > 256:
-        raise ValueError(f"the fused attention supports head dims up to 256, got {q.shape[-1]}; use kernels: torch.")
+        raise ValueError(
+            f"attention expects q (B, H, Nq, d) and k, v (B, H, Nk, d) with the same B, H and d, got {shapes}; "
+            "reshape the inputs to that layout."
+        )
+    if q.shape[-1] > MAX_HEAD_DIM:
+        raise ValueError(
+            f"the fused attention takes head dims up to {MAX_HEAD_DIM}, got {q.shape[-1]}; use more heads, "
+            "or kernels: auto or torch."
+        )
     _check_dtype("attention", q, k, v)
+    if q.numel() == 0 or k.numel() == 0:  # nothing to launch
+        return reference.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
     dtype = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
     q, k, v = (t.to(dtype) if t.stride(-1) == 1 else t.to(dtype).contiguous() for t in (q, k, v))
     if key_padding_mask is not None and key_padding_mask.shape != (q.shape[0], k.shape[2]):
         raise ValueError(
-            f"key_padding_mask must be (B, Nk) = {(q.shape[0], k.shape[2])}, got {tuple(key_padding_mask.shape)}."
+            f"key_padding_mask must be (B, Nk) = {(q.shape[0], k.shape[2])} with True for the keys to keep, "
+            f"got {tuple(key_padding_mask.shape)}; pass one row per sample."
         )
     return _Attention.apply(q, k, v, causal, key_padding_mask, fallback)
 
@@ -177,16 +186,20 @@ def group_norm(
     """Fused GroupNorm(+scale/shift)(+SiLU); same contract as `kernels.reference.group_norm`."""
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(
-            f"group_norm expects (B, C, *spatial) with C divisible by {num_groups} groups, got {tuple(x.shape)}."
+            f"group_norm expects (B, C, *spatial) with C divisible by {num_groups} groups, got {tuple(x.shape)}; "
+            "choose a group count that divides the channels."
         )
     _check_dtype("group_norm", x, weight, bias, scale, shift)
+    if x.numel() == 0:  # nothing to launch
+        return reference.group_norm(x, num_groups, weight, bias, scale=scale, shift=shift, silu=silu, eps=eps)
     b, c = x.shape[:2]
     x, _ = tg.with_flat_strides(x)
     mods = []
     for name, t in (("scale", scale), ("shift", shift)):
         if t is not None and t.numel() != b * c:
             raise ValueError(
-                f"group_norm {name} must hold one value per (sample, channel), {(b, c)}, got {tuple(t.shape)}."
+                f"group_norm {name} must hold one value per sample and channel, shape ({b}, {c}), "
+                f"got {tuple(t.shape)}; project the embedding to {c} values per sample."
             )
         mods.append(None if t is None else t.reshape(b, c).contiguous())
     return _GroupNorm.apply(x, num_groups, weight, bias, mods[0], mods[1], silu, eps, fallback)

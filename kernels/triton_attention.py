@@ -14,10 +14,11 @@ one program per Q tile accumulating dQ — so no atomics are needed and results 
 Beyond the public tutorial kernel: non-causal *and* causal backward, query length ≠ key length
 (cross-attention), lengths that are not multiples of the block sizes (masked tails), a key-padding
 mask, and head dims that are not powers of two. Scores live in base 2 (exp2 is one instruction);
-L is stored in base 2 as well. A query row whose keys are all masked gets output 0 (L = +∞, so its
-backward contributions are 0); the torch reference returns NaN there.
+L is stored in base 2 as well. A query row whose keys are all masked gets output 0 and zero
+gradients (L = +∞), as the torch reference does.
 
-Every matrix product accumulates in fp32; fp32 inputs use IEEE products (no TF32).
+Every matrix product accumulates in fp32; fp32 inputs use IEEE products unless torch's own switch
+allows TF32 (`precision`).
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ def _head_dim_block(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
 
-def block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict[str, int]:
+def forward_blocks(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict[str, int]:
     """Forward tile sizes and launch parameters per device.
 
     On CUDA, 16-bit inputs: 128-query × 64-key tiles for d ≤ 64, 64 × 64 up to d = 128 and 64 × 32
@@ -265,7 +266,7 @@ def block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict
     return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 8, "num_stages": 1}
 
 
-def _bwd_block_sizes(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict[str, int]:
+def backward_blocks(head_dim: int, dtype: torch.dtype, device: torch.device) -> dict[str, int]:
     """The backward keeps two accumulators per program (dK and dV): smaller tiles than forward."""
     if interpreting() or device.type != "cuda":
         return {"BLOCK_M": 16, "BLOCK_N": 32}
@@ -301,7 +302,7 @@ def attention_forward(
     causal: bool,
     key_padding_mask: Tensor | None,
     sm_scale: float,
-    precision: str = "ieee",
+    input_precision: str,
 ) -> tuple[Tensor, Tensor]:
     """O and base-2 log-sum-exp (B, H, Nq) for (B, H, N, d) inputs whose last dim is contiguous."""
     b, h, n_q, d = q.shape
@@ -309,13 +310,13 @@ def attention_forward(
     o = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty(b, h, n_q, dtype=torch.float32, device=q.device)
     kpm, stride_mb = _mask_arg(key_padding_mask, q)
-    cfg = block_sizes(d, q.dtype, q.device)
+    cfg = forward_blocks(d, q.dtype, q.device)
     grid = (triton.cdiv(n_q, cfg["BLOCK_M"]), b * h)
     _attn_fwd[grid](
         q, k, v, o, lse, kpm, sm_scale,
         *_strides(q), *_strides(k), *_strides(v), *_strides(o), stride_mb,
         h, n_q, n_k, d,
-        CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=precision,
+        CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=input_precision,
         BLOCK_D=_head_dim_block(d), **cfg,
     )  # fmt: skip
     return o, lse
@@ -331,7 +332,7 @@ def attention_backward(
     causal: bool,
     key_padding_mask: Tensor | None,
     sm_scale: float,
-    precision: str = "ieee",
+    input_precision: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """dQ, dK, dV; δ = rowsum(dO ∘ O) is computed once up front in fp32."""
     b, h, n_q, d = q.shape
@@ -343,8 +344,8 @@ def attention_backward(
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
     kpm, stride_mb = _mask_arg(key_padding_mask, q)
-    cfg = _bwd_block_sizes(d, q.dtype, q.device)
-    flags = dict(CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=precision)
+    cfg = backward_blocks(d, q.dtype, q.device)
+    flags = dict(CAUSAL=causal, HAS_KPM=key_padding_mask is not None, PRECISION=input_precision)
     common = (*_strides(q), *_strides(k), *_strides(v), *_strides(do))
     _attn_bwd_dkdv[(triton.cdiv(n_k, cfg["BLOCK_N"]), b * h)](
         q, k, v, do, lse, delta, kpm, dk, dv, sm_scale,

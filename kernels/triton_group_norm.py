@@ -6,13 +6,13 @@ Forward (Wu & He, "Group Normalization", 2018, eq. 1–4, plus the timestep modu
 
 folded per (sample, channel) into z = a_bc x + b_bc, so the apply pass is one multiply-add.
 
-When a whole group fits in one program's registers and there are enough groups to fill the GPU,
-one program per group reads x once, normalises and writes y (forward), and reads x and dy once and
-writes dx (backward): the minimum traffic. Otherwise statistics are split across programs when
-there are fewer (sample, group) pairs than the GPU has SMs: each program reduces a slice of the
-spatial positions to a partial (mean, M2) with Chan et al.'s pairwise update (no sum-of-squares
-cancellation), and the apply program merges its group's partials. Backward recomputes z from x (it
-is not stored) and uses
+When there are fewer (sample, group) pairs than four per SM, statistics are split across
+programs: each reduces a slice of the group's spatial positions to a partial (mean, M2) with Chan
+et al.'s pairwise update (no sum-of-squares cancellation), and the apply program merges its
+group's partials. Otherwise, when a whole group fits in one program's registers, one program per
+group reads x once, normalises and writes y (forward), and reads x and dy once and writes dx
+(backward): the minimum traffic. Larger groups loop over tiles in one program per group.
+Backward recomputes z from x (it is not stored) and uses
 
     g = ∂L/∂z = dy · σ(z)(1 + z(1 − σ(z))),   w_bc = γ_c (1 + s_bc),
     ∂L/∂x = rstd · (w g − mean_g(w g) − x̂ · mean_g(w g x̂)),
@@ -245,7 +245,7 @@ def _gn_bwd_reduce(
 def _gn_bwd_dx(
     X, DY, DX, MEAN, RSTD, W, B_, SCALE, SHIFT, SUMS,
     stride_b, stride_c, stride_s, dstride_b, dstride_c, dstride_s,
-    S, C, CG, G, S_PER_SPLIT, SPLIT,
+    S, C, CG, G, S_PER_SPLIT,
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr,
     SILU: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
 ):  # fmt: skip
@@ -333,15 +333,24 @@ def _num_sms(device: torch.device) -> int:
 
 
 def launch_plan(batch: int, groups: int, spatial: int, group_channels: int, device: torch.device) -> dict[str, int]:
-    """Tile sizes and the spatial split: enough (sample, group, slice) programs to fill every SM
-    about four times over, each slice a whole number of tiles. ``SINGLE`` = 1 when one program
-    per group holds the whole group (at most 8192 elements on CUDA; 256 under the interpreter,
-    so the tests cover both paths at small shapes)."""
+    """Tile sizes and the spatial split.
+
+    When B·G programs would give the GPU fewer than four per SM, each group's positions are split
+    into slices (tiles down to 64 positions on CUDA, so a slice still reads whole cache lines) to
+    get there. ``SINGLE`` = 1 when, unsplit, one program holds the whole group (at most 8192
+    elements on CUDA; 256 under the interpreter, so the tests cover every path at small shapes).
+    """
     compiled = device.type == "cuda" and not interpreting()
     block_c = triton.next_power_of_2(group_channels)
-    block_s = max(1, min(triton.next_power_of_2(spatial), 4096 // block_c)) if compiled else 8  # ≤ 4096 a tile
+    want = max(1, math.ceil(4 * _num_sms(device) / max(1, batch * groups)))  # slices per group
+    if compiled:
+        block_s = max(1, min(triton.next_power_of_2(spatial), 4096 // block_c))  # ≤ 4096 elements a tile
+        if want > 1:  # thinner tiles, so a small batch's groups can be sliced
+            block_s = max(min(block_s, 64), min(block_s, triton.next_power_of_2(triton.cdiv(spatial, want))))
+    else:
+        block_s = 8
     tiles = triton.cdiv(spatial, block_s)
-    split = max(1, min(tiles, math.ceil(4 * _num_sms(device) / (batch * groups))))
+    split = min(tiles, want)
     s_per_split = triton.cdiv(tiles, split) * block_s
     split = triton.cdiv(spatial, s_per_split)
     whole = block_c * triton.next_power_of_2(spatial)
@@ -380,7 +389,7 @@ def group_norm_forward(
 
     ``scale`` and ``shift`` are contiguous (B, C); ``x`` must have flat strides (`flat_strides`)."""
     b, c = x.shape[:2]
-    s = x[0, 0].numel()
+    s = math.prod(x.shape[2:])
     cg = c // num_groups
     strides = flat_strides(x)
     assert strides is not None
@@ -424,7 +433,7 @@ def group_norm_backward(
     """dx (x's dtype and layout), and the fp32 per-(b, c) sums (Σ_s g, Σ_s g x̂) of shape (B, C, 2)
     from which the caller forms the parameter gradients."""
     b, c = x.shape[:2]
-    s = x[0, 0].numel()
+    s = math.prod(x.shape[2:])
     cg = c // num_groups
     strides = flat_strides(x)
     assert strides is not None
@@ -452,6 +461,6 @@ def group_norm_backward(
     sums = sums.contiguous()
     _gn_bwd_dx[grid](
         x, dy, dx, mean, rstd, *params, sums, *strides, *dstrides,
-        s, c, cg, num_groups, plan["S_PER_SPLIT"], split, **flags, **tiles, **launch,
+        s, c, cg, num_groups, plan["S_PER_SPLIT"], **flags, **tiles, **launch,
     )  # fmt: skip
     return dx, sums.view(b, c, 2)

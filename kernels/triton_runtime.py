@@ -34,6 +34,7 @@ def can_run(device: torch.device) -> bool:
 
 
 FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # the kernels accumulate in fp32
+MAX_HEAD_DIM = 256  # the attention kernel keeps a (tile × d) block of Q and of the output in registers
 _FAILED: set[tuple[str, torch.dtype]] = set()  # (op, dtype) whose Triton build failed under `auto`
 
 
@@ -50,7 +51,9 @@ def failed(op: str, dtype: torch.dtype) -> bool:
 def record_failure(op: str, dtype: torch.dtype, err: BaseException) -> None:
     """Remember a build failure and say, once, that ``auto`` now uses the reference for it."""
     _FAILED.add((op, dtype))
+    first_line = next((line for line in str(err).splitlines() if line.strip()), "")[:200]
     warnings.warn(
-        f"the Triton {op} kernel failed to build for {dtype} ({err}); kernels: auto uses the torch reference.",
+        f"the Triton {op} kernel failed to build for {dtype} ({type(err).__name__}: {first_line}); "
+        "kernels: auto uses the torch reference for it from now on.",
         stacklevel=4,
     )

@@ -34,6 +34,12 @@ def assert_within_twice_reference(name: str, kernel: Tensor, same_dtype: Tensor,
     )
 
 
+def assert_one_sentence(message: str, remedy: str) -> None:
+    """A user-facing error: one sentence (one full stop, at the end) that says what to do."""
+    assert message.endswith(".") and message.count(". ") == 0, f"not one sentence: {message!r}"
+    assert "; " in message and remedy in message.split("; ", 1)[1], f"no remedy {remedy!r} after '; ': {message!r}"
+
+
 def value_and_grads(fn, inputs: dict[str, Tensor], grad_out: Tensor, **kwargs) -> dict[str, Tensor]:
     """fn(**inputs, **kwargs) and the gradient of ⟨output, grad_out⟩ w.r.t. every float input."""
     leaves = {k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in inputs.items()}

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_helpers import assert_within_twice_reference, kernel_device, value_and_grads
+from kernel_helpers import assert_one_sentence, assert_within_twice_reference, kernel_device, value_and_grads
 
 from kernels import reference
 
-CASES = {  # shape, groups, channels-last, affine, modulation, silu
-    "nchw-split-stats-full": ((2, 8, 5, 7), 4, False, True, True, True),
-    "channels-last-modulated": ((3, 12, 6, 6), 3, True, True, True, False),
-    "no-affine-1d-silu": ((2, 6, 11), 2, False, False, False, True),
-    "one-program-per-group": ((4, 16, 4, 4), 8, False, True, False, True),
-    "channels-last-shift-only": ((2, 10, 3, 5), 5, True, True, True, True),
-    "channels-last-one-program-per-group": ((4, 12, 4, 4), 4, True, True, True, True),
-    "unsplit-tiled-loop": ((8, 8, 9, 9), 2, False, True, True, True),
+ALL = ("weight", "bias", "scale", "shift")
+CASES = {  # shape, groups, channels-last, optional inputs given, silu
+    "nchw-split-stats-full": ((2, 8, 5, 7), 4, False, ALL, True),
+    "channels-last-modulated": ((3, 12, 6, 6), 3, True, ALL, False),
+    "no-affine-1d-silu": ((2, 6, 11), 2, False, (), True),
+    "one-program-per-group": ((4, 16, 4, 4), 8, False, ("weight", "bias"), True),
+    "channels-last-shift-only": ((2, 10, 3, 5), 5, True, ("weight", "bias", "shift"), True),
+    "channels-last-one-program-per-group": ((4, 12, 4, 4), 4, True, ALL, True),
+    "unsplit-tiled-loop": ((8, 8, 9, 9), 2, False, ALL, True),
+    "5d-modulation-without-affine": ((2, 8, 3, 4, 5), 2, False, ("scale", "shift"), True),
+    "weight-without-bias-scale-only": ((2, 6, 7, 3), 3, False, ("weight", "scale"), False),
 }
 
 
@@ -25,18 +28,16 @@ def _fused():
     return fused.group_norm
 
 
-def _inputs(shape, affine, modulation, device, seed=0):
+def _inputs(shape, given, device, seed=0):
     g = torch.Generator().manual_seed(seed)
     b, c = shape[:2]
     inputs = {"x": torch.randn(shape, generator=g, dtype=torch.float64) * 2 + 3}  # an offset mean
-    if affine:
-        inputs["weight"] = 1 + 0.5 * torch.randn(c, generator=g, dtype=torch.float64)
-        inputs["bias"] = 0.5 * torch.randn(c, generator=g, dtype=torch.float64)
-    if modulation:
-        inputs["scale"] = 0.5 * torch.randn(b, c, generator=g, dtype=torch.float64)
-        inputs["shift"] = 0.5 * torch.randn(b, c, generator=g, dtype=torch.float64)
+    inputs["weight"] = 1 + 0.5 * torch.randn(c, generator=g, dtype=torch.float64)
+    inputs["bias"] = 0.5 * torch.randn(c, generator=g, dtype=torch.float64)
+    inputs["scale"] = 0.5 * torch.randn(b, c, generator=g, dtype=torch.float64)
+    inputs["shift"] = 0.5 * torch.randn(b, c, generator=g, dtype=torch.float64)
     dy = torch.randn(shape, generator=g, dtype=torch.float64)
-    return {k: v.to(device) for k, v in inputs.items()}, dy.to(device)
+    return {k: v.to(device) for k, v in inputs.items() if k == "x" or k in given}, dy.to(device)
 
 
 def _layout(inputs, channels_last):
@@ -48,11 +49,9 @@ def _layout(inputs, channels_last):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_output_and_gradients_within_twice_the_reference_error(case, dtype):
-    shape, groups, channels_last, affine, modulation, silu = CASES[case]
+    shape, groups, channels_last, given, silu = CASES[case]
     device = kernel_device()
-    inputs, dy = _inputs(shape, affine, modulation, device)
-    if case == "channels-last-shift-only":
-        del inputs["scale"]
+    inputs, dy = _inputs(shape, given, device)
     rounded = _layout({k: v.to(dtype) for k, v in inputs.items()}, channels_last)
     kw = dict(num_groups=groups, silu=silu)
     truth = value_and_grads(reference.group_norm, {k: v.double() for k, v in rounded.items()}, dy, **kw)
@@ -95,7 +94,7 @@ def test_statistics_survive_a_large_mean():
 
 def test_modulation_given_as_b_c_1_1_gets_gradients_of_that_shape():
     device = kernel_device()
-    inputs, dy = _inputs((2, 8, 4, 4), True, True, device)
+    inputs, dy = _inputs((2, 8, 4, 4), ALL, device)
     inputs = {k: v.float() for k, v in inputs.items()}
     inputs["scale"] = inputs["scale"][..., None, None]
     out = value_and_grads(_fused(), inputs, dy, num_groups=2, silu=True)
@@ -107,10 +106,20 @@ def test_modulation_given_as_b_c_1_1_gets_gradients_of_that_shape():
 def test_bad_shapes_are_one_sentence():
     from kernels import fused
 
-    with pytest.raises(ValueError, match="divisible by 3 groups"):
+    with pytest.raises(ValueError, match="divisible by 3 groups") as err:
         fused.group_norm(torch.zeros(1, 8, 2, 2), 3)
-    with pytest.raises(ValueError, match="scale must hold one value per"):
+    assert_one_sentence(str(err.value), "choose a group count")
+    with pytest.raises(ValueError, match="scale must hold one value per") as err:
         fused.group_norm(torch.zeros(1, 8, 2, 2), 2, scale=torch.zeros(1, 4))
+    assert_one_sentence(str(err.value), "8 values per sample")
+    with pytest.raises(ValueError, match="got torch.float64") as err:
+        fused.group_norm(torch.zeros(1, 8, 2, 2, dtype=torch.float64), 2)
+    assert_one_sentence(str(err.value), "kernels: auto or torch")
+
+
+def test_an_empty_batch_gives_an_empty_result():
+    out = _fused()(torch.zeros(0, 8, 4, 4), 2, silu=True)
+    assert out.shape == (0, 8, 4, 4)
 
 
 @pytest.mark.gpu
@@ -120,7 +129,7 @@ def test_bad_shapes_are_one_sentence():
 def test_gpu_large_shapes(shape, dtype, channels_last):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    inputs, dy = _inputs(shape, True, True, torch.device("cuda"))
+    inputs, dy = _inputs(shape, ALL, torch.device("cuda"))
     rounded = _layout({k: v.to(dtype) for k, v in inputs.items()}, channels_last)
     kw = dict(num_groups=32, silu=True)
     truth = value_and_grads(reference.group_norm, {k: v.double() for k, v in rounded.items()}, dy, **kw)
