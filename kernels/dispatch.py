@@ -9,7 +9,6 @@ always the reference.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -26,7 +25,6 @@ from kernels.triton_runtime import (
     triton_installed,
 )
 
-Backend = Literal["auto", "torch", "triton"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
 
 
