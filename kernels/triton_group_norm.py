@@ -26,6 +26,7 @@ without copies. Anything else is made contiguous first.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -326,6 +327,7 @@ def with_flat_strides(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
     return t, strides
 
 
+@functools.cache  # asked on every GroupNorm call
 def _num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count

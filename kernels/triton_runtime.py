@@ -7,6 +7,7 @@ are first imported; `tests/conftest.py` does this on machines without CUDA.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import warnings
@@ -14,6 +15,7 @@ import warnings
 import torch
 
 
+@functools.cache  # asked on every fused op call: look the package up once
 def triton_installed() -> bool:
     """True when the ``triton`` package can be imported (it ships for Linux only)."""
     return importlib.util.find_spec("triton") is not None
