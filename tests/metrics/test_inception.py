@@ -1,6 +1,7 @@
 """The standard FID path, offline. No real Inception weights can be downloaded here, so this test
 writes a RANDOMLY INITIALISED state dict of torch-fidelity's Inception-v3 architecture to a local
-file: it proves the loading and feature path, not the values of real FID."""
+file: it proves the loading and feature path, not the values of real FID (and, not being the
+published file, it is loaded under the unverified extractor name)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,8 @@ from lit_genvision.metrics.inception import InceptionExtractor, MissingWeightsEr
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    original_url, original_load = fe.load_state_dict_from_url, fe.FeatureExtractorInceptionV3.load_state_dict
-    fe.load_state_dict_from_url = lambda *a, **k: {}
-    fe.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd, *a, **k: None
-    try:
-        torch.manual_seed(0)
-        net = fe.FeatureExtractorInceptionV3("random", ["2048"])
-    finally:
-        fe.load_state_dict_from_url, fe.FeatureExtractorInceptionV3.load_state_dict = original_url, original_load
+    torch.manual_seed(0)
+    net = inception._network()  # random init; never reads a file
     path = tmp_path_factory.mktemp("weights") / inception.WEIGHTS_FILE
     torch.save(net.state_dict(), path)
     return path
@@ -39,7 +32,9 @@ def test_missing_weights_name_the_file_and_where_to_put_it(monkeypatch, tmp_path
 
 def test_features_from_a_local_weights_file(random_weights, monkeypatch):
     monkeypatch.setenv(inception.WEIGHTS_ENV, str(random_weights))
-    ext = InceptionExtractor()
+    with pytest.warns(UserWarning, match="not the standard"):
+        ext = InceptionExtractor()
+    assert not ext.verified and ext.name == f"inception-v3-tf2015-unverified-sha256-{ext.sha256[:12]}"
     feats, probs = ext(torch.rand(3, 1, 16, 16) * 2 - 1)  # grey digits become RGB
     assert feats.shape == (3, 2048) and probs.shape == (3, 1008)
     assert torch.isfinite(feats).all()
