@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import ClassVar
 
 import lightning as L
@@ -73,11 +74,21 @@ class ImageDataModule(L.LightningDataModule):
         augment_flip: bool = False,
     ) -> None:
         super().__init__()
+        if batch_size < 1:
+            raise ValueError(
+                f"batch_size must be at least 1, got {batch_size}; pass a positive per-process batch size."
+            )
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be 0 or more, got {num_workers}.")
         self.batch_size, self.seed, self.num_workers, self.pin_memory = batch_size, seed, num_workers, pin_memory
         self.augment_crop, self.augment_flip = augment_crop, augment_flip
         self.splits: dict[str, Dataset] = {}
-        self._train_passes = 0
-        self._train_sampler: ResumableSampler | None = None
+        #: Resume position of the training stream: the pass in progress (or the next one to start)
+        #: and how many training batches of that pass the model has already trained on.
+        self.train_pass = 0
+        self.batches_in_pass = 0
+        self._resume_skip = 0
+        self._pass_started = False
 
     def split(self, name: str) -> Dataset:
         """The ``train``/``val``/``test`` dataset (set up on first use)."""
@@ -120,17 +131,37 @@ class ImageDataModule(L.LightningDataModule):
     def train_sampler(self, dataset, seed: int) -> ResumableSampler:
         """The shuffling, rank-sharding sampler of the train split (see `ResumableSampler`)."""
         rank, world = self.rank_and_world()
-        self._train_sampler = ResumableSampler(
-            dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True, passes=self._train_passes
+        return ResumableSampler(
+            dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True, owner=self
         )
-        return self._train_sampler
+
+    def start_pass(self, batches_per_pass: int | None = None) -> tuple[int, int]:
+        """Called when the training stream starts a pass: (pass index, batches of it to skip).
+
+        A fresh pass skips nothing; the first pass after a mid-pass resume skips the batches the
+        checkpointed run had already trained on, so the resumed run sees exactly the batches an
+        uninterrupted run would have seen next. A checkpoint written after the last batch of a
+        pass resumes at the start of the next pass.
+        """
+        skip, self._resume_skip = self._resume_skip, 0
+        if skip and (batches_per_pass is None or skip < batches_per_pass):
+            self._pass_started, self.batches_in_pass = True, skip
+            return self.train_pass, skip
+        if self._pass_started or skip:  # the previous pass ran (or the interrupted one was used up)
+            self.train_pass += 1
+        self._pass_started, self.batches_in_pass = True, 0
+        return self.train_pass, 0
 
     def state_dict(self) -> dict:
-        passes = self._train_sampler.passes if self._train_sampler is not None else self._train_passes
-        return {"train_passes": passes}
+        return {"train_pass": self.train_pass, "batches_in_pass": self.batches_in_pass}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._train_passes = int(state_dict.get("train_passes", 0))
+        if "train_pass" not in state_dict:  # written before mid-pass resume existed: a pass count
+            self.train_pass, self.batches_in_pass = int(state_dict.get("train_passes", 0)), 0
+            self._resume_skip, self._pass_started = 0, False
+            return
+        self.train_pass, self.batches_in_pass = int(state_dict["train_pass"]), int(state_dict["batches_in_pass"])
+        self._resume_skip, self._pass_started = self.batches_in_pass, False
 
     def device_transform(self, batch: dict, training: bool) -> dict:
         """uint8 → [-1, 1] on the device; training batches are flipped/cropped first, while still
@@ -144,16 +175,20 @@ class ImageDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         trainer = getattr(self, "trainer", None)
-        return self.device_transform(batch, training=trainer is not None and trainer.training)
+        training = trainer is not None and trainer.training
+        if training:  # the batch the model trains on next: the resume position moves past it
+            self.batches_in_pass += 1
+        return self.device_transform(batch, training=training)
 
 
 class ResumableSampler(DistributedSampler):
-    """A DistributedSampler whose shuffling epoch is the number of passes it has started, not the
-    trainer's epoch counter.
+    """A DistributedSampler whose shuffling epoch is the data module's pass index, not the
+    trainer's epoch counter, and which can start a pass part-way through.
 
     Pass k is the permutation seeded by (seed, k), split across ranks as DistributedSampler does.
-    The count travels in the checkpoint through the data module's ``state_dict``, so a resumed run
-    sees the batches an uninterrupted run would have seen, however the trainer numbers epochs.
+    The pass index and the number of batches already trained on travel in the checkpoint through
+    the data module's ``state_dict``; on resume the interrupted pass continues from its next batch,
+    so a resumed run sees the batches an uninterrupted run would have seen, whenever it stopped.
     """
 
     def __init__(
@@ -165,18 +200,21 @@ class ResumableSampler(DistributedSampler):
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
-        passes: int = 0,
+        owner: ImageDataModule | None = None,
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
-        self.passes = passes
+        self.owner = owner
+        self.batch_size = owner.batch_size if owner is not None else 1
 
     def set_epoch(self, epoch: int) -> None:  # the trainer's epoch is ignored on purpose
         pass
 
     def __iter__(self):
-        self.epoch = self.passes
-        self.passes += 1
-        return super().__iter__()
+        if self.owner is None:
+            return super().__iter__()
+        batches = self.num_samples // self.batch_size  # per rank, drop_last
+        self.epoch, skip = self.owner.start_pass(batches)
+        return itertools.islice(super().__iter__(), skip * self.batch_size, None)
 
 
 class InMemoryDataModule(ImageDataModule):

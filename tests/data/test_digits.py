@@ -43,14 +43,44 @@ def test_train_order_depends_on_the_pass_count_which_the_state_dict_carries():
     passes = [next(iter(loader))["label"] for _ in range(3)]
     assert not torch.equal(passes[0], passes[1])
     state = dm.state_dict()
-    assert state == {"train_passes": 3}
+    assert state == {"train_pass": 2, "batches_in_pass": 0}  # no trainer consumed a batch
 
     resumed = DigitsDataModule(batch_size=16)
-    resumed.load_state_dict({"train_passes": 1})
+    resumed.load_state_dict({"train_pass": 1, "batches_in_pass": 0})
     resumed.setup()
     loader = resumed.train_dataloader()
     loader.sampler.set_epoch(17)  # the trainer's epoch number does not matter
     torch.testing.assert_close(next(iter(loader))["label"], passes[1])
+
+
+def test_a_pass_resumed_part_way_continues_with_its_next_batch():
+    dm = DigitsDataModule(batch_size=16)
+    dm.setup()
+    loader = dm.train_dataloader()
+    next(iter(loader))  # pass 0
+    second = [b["index"] for b in loader]  # pass 1, all 78 batches
+    resumed = DigitsDataModule(batch_size=16)
+    resumed.load_state_dict({"train_pass": 1, "batches_in_pass": 3})
+    resumed.setup()
+    rest = [b["index"] for b in resumed.train_dataloader()]
+    assert len(rest) == len(second) - 3
+    for a, b in zip(rest, second[3:], strict=True):
+        assert torch.equal(a, b)
+    again = next(iter(resumed.train_dataloader()))["index"]  # the pass after it starts from its beginning
+    third = DigitsDataModule(batch_size=16)
+    third.load_state_dict({"train_pass": 2, "batches_in_pass": 0})
+    third.setup()
+    assert torch.equal(again, next(iter(third.train_dataloader()))["index"])
+
+
+def test_a_checkpoint_at_the_end_of_a_pass_resumes_at_the_next_pass():
+    dm = DigitsDataModule(batch_size=16)
+    dm.load_state_dict({"train_pass": 4, "batches_in_pass": 1258 // 16})
+    dm.setup()
+    fresh = DigitsDataModule(batch_size=16)
+    fresh.load_state_dict({"train_pass": 5, "batches_in_pass": 0})
+    fresh.setup()
+    assert torch.equal(next(iter(dm.train_dataloader()))["index"], next(iter(fresh.train_dataloader()))["index"])
 
 
 def test_training_batches_are_augmented_only_while_training():
