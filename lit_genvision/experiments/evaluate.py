@@ -22,14 +22,21 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
+from lit_genvision.checks import check_int, check_writable
 from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.experiments.checkpoints import load_model, run_datamodule
-from lit_genvision.experiments.sample import add_sampling_arguments, configure_sampling, progress_bar, resolve_device
-from lit_genvision.experiments.store import ResultsStore
+from lit_genvision.experiments.sample import (
+    add_sampling_arguments,
+    check_sampling_arguments,
+    configure_sampling,
+    progress_bar,
+    resolve_device,
+)
+from lit_genvision.experiments.store import ResultsStore, default_store_path
 from lit_genvision.metrics.digits import load_digits_extractor
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.reference import image_batches
-from lit_genvision.metrics.scoring import METRICS, Scorer, parse_metrics, reference_scorer
+from lit_genvision.metrics.scoring import METRICS, Scorer, check_sample_count, parse_metrics, reference_scorer
 
 BASELINES = ("real", "noise", "one-class", "mean-image")
 
@@ -154,10 +161,22 @@ def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor | tuple[
     return out
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def check_arguments(args: argparse.Namespace, metrics: list[str]) -> None:
+    """Refuse, before any model is loaded or image sampled, arguments that would fail only after
+    the work: a sample count too small for a requested metric, invalid sampling options, and a
+    results store that cannot be written."""
     if args.num_samples < 2:
         raise ValueError(f"--num-samples must be at least 2, got {args.num_samples}.")
+    check_sample_count(metrics, args.num_samples)
+    check_sampling_arguments(args)
+    check_int("--repeats", args.repeats, low=1, hint="pass the number of subsets to average")
+    check_int("--devices", args.devices, low=1, hint="pass 1 to evaluate in this process")
+    check_writable(args.store or default_store_path(), "--store")
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     metrics = parse_metrics(args.metrics)
+    check_arguments(args, metrics)
     start = time.perf_counter()
     if not args.baseline and (args.devices > 1 or "LOCAL_RANK" in os.environ):
         launch_ranks(args)
@@ -203,7 +222,8 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
         }
     else:
         ckpt = Path(args.ckpt)
-        model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
+        device = resolve_device(args.device)
+        model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(device)
         datamodule = run_datamodule(ckpt)
         if model.num_classes and "recognised" in metrics and "label_agreement" not in metrics:
             metrics.append("label_agreement")  # a conditional digits model: does it draw the digit asked for?
@@ -216,10 +236,10 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
         parts = []
         with progress_bar() as progress:
             task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=args.num_samples)
-            for b, start in enumerate(range(0, args.num_samples, args.batch_size)):
+            for b, first in enumerate(range(0, args.num_samples, args.batch_size)):
                 if b % world != rank:
                     continue
-                n = min(args.batch_size, args.num_samples - start)
+                n = min(args.batch_size, args.num_samples - first)
                 g = torch.Generator(device=model.device).manual_seed(args.seed * 1_000_003 + b)
                 cond = model.sample_cond(n, None)
                 images = model.sample(n, cond=cond, steps=args.steps, generator=g, **kwargs).cpu()

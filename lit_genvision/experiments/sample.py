@@ -10,13 +10,27 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lit_genvision.callbacks.images import save_images, upscale_for_view
+from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.methods.interpolation import interpolate_noise
+
+
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    """Refuse invalid values of the options shared by sample and evaluate, before any model is loaded."""
+    if args.steps is not None:
+        check_int("--steps", args.steps, low=1, hint="omit it to use the checkpoint's sampler steps")
+    check_float("--eta", args.eta, low=0, hint="pass 0 for deterministic DDIM or 1 for DDPM-like noise")
+    check_float("--rtol", args.rtol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
+    check_float("--atol", args.atol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
+    if getattr(args, "guidance", None) is not None:
+        check_float("--guidance", args.guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
+    check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images generated at once")
 
 
 def configure_sampling(model, args: argparse.Namespace):
     """Apply --guidance to the model and build the sampler named by --sampler (None: the model's own)."""
     if getattr(args, "guidance", None) is not None:
+        check_float("--guidance", args.guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
         if not model.num_classes:
             raise ValueError(
                 "--guidance needs a class-conditional model; this checkpoint's network has no num_classes."
@@ -98,16 +112,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Path:
+    # Every argument, and the output path, is checked before the model is loaded or anything sampled.
     if args.num < 1:
         raise ValueError(f"--num must be at least 1, got {args.num}.")
+    if args.interpolate and args.interpolate < 2:
+        raise ValueError(f"--interpolate needs at least 2 images, got {args.interpolate}.")
+    check_sampling_arguments(args)
     if Path(args.out).suffix.lower() not in {".png", ".jpg", ".jpeg", ".npz"}:
         raise ValueError(f"--out must end in .png, .jpg or .npz, got {Path(args.out).name!r}.")
-    model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
+    check_writable(args.out, "--out")
+    device = resolve_device(args.device)
+    model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
     sampler = configure_sampling(model, args)
     with progress_bar() as progress:
         if args.interpolate:
-            if args.interpolate < 2:
-                raise ValueError(f"--interpolate needs at least 2 images, got {args.interpolate}.")
             shape = (1, *model.image_shape)
             a = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
             b = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1))

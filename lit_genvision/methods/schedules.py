@@ -13,13 +13,14 @@ import math
 import torch
 from torch import Tensor
 
+from lit_genvision.checks import check_float, check_int
+
 
 class NoiseSchedule:
     """A discrete schedule of T steps defined by its ᾱ_t (or β_t)."""
 
     def __init__(self, timesteps: int = 1000) -> None:
-        if timesteps < 1:
-            raise ValueError(f"timesteps must be a positive integer, got {timesteps}.")
+        check_int("timesteps", timesteps, low=1, hint="pass the number of diffusion steps T, e.g. 1000")
         self.timesteps = timesteps
         self.alpha_bars = self._alpha_bars().to(torch.float64)
         prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bars[:-1]])
@@ -41,6 +42,8 @@ class LinearSchedule(NoiseSchedule):
     """β_t linear from ``beta_start`` to ``beta_end`` (Ho et al. 2020: 1e-4 → 0.02, T = 1000)."""
 
     def __init__(self, timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+        check_float("beta_start", beta_start, low=0, high=1, low_open=True, high_open=True, hint="Ho et al. use 1e-4")
+        check_float("beta_end", beta_end, low=beta_start, high=1, high_open=True, hint="Ho et al. use 0.02")
         self.beta_start, self.beta_end = beta_start, beta_end
         super().__init__(timesteps)
 
@@ -54,6 +57,8 @@ class CosineSchedule(NoiseSchedule):
     eq. 17); β_t is clipped to ``max_beta`` so the last steps stay finite."""
 
     def __init__(self, timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> None:
+        check_float("s", s, low=0, hint="Nichol & Dhariwal use 0.008")
+        check_float("max_beta", max_beta, low=0, high=1, low_open=True, high_open=True, hint="the default is 0.999")
         self.s, self.max_beta = s, max_beta
         super().__init__(timesteps)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from torch import Tensor
 
 from lit_genvision.metrics.classifier_scores import class_coverage, inception_score, recognised_share
@@ -9,22 +11,65 @@ from lit_genvision.metrics.frechet import FeatureStats, frechet_distance
 from lit_genvision.metrics.kid import kernel_inception_distance
 from lit_genvision.metrics.reference import KID_FEATURES, Reference, image_batches, reference_key, reference_stats
 
-#: metric name → (extractor family, lower is better)
-METRICS: dict[str, tuple[str, bool]] = {
-    "digits_fd": ("digits", True),
-    "recognised": ("digits", False),
-    "min_class_share": ("digits", False),
-    "class_entropy": ("digits", False),
-    "label_agreement": ("digits", False),
-    "fid": ("inception", True),
-    "kid": ("inception", True),
-    "is": ("inception", False),
+#: Feature dimensions of the two extractors (``SmallConvNet(feature_dim=64)`` in metrics/digits.py,
+#: Inception's pool3 in metrics/inception.py): a Fréchet distance needs more samples than these.
+DIGITS_FEATURES = 64
+INCEPTION_FEATURES = 2048
+
+_SINGULAR = "a singular covariance in a {}-dimensional feature space (it needs more samples than dimensions)"
+
+
+class Metric(NamedTuple):
+    """A metric's registration: its extractor family, its direction and the fewest generated
+    samples it can be computed from (checked before anything is sampled)."""
+
+    family: str
+    lower_is_better: bool
+    min_samples: int
+    why: str
+
+
+#: metric name → (extractor family, lower is better, minimum --num-samples, why that minimum)
+METRICS: dict[str, Metric] = {
+    # FeatureStats.finalize refuses n ≤ D: the covariance of n samples has rank ≤ n − 1 < D.
+    "digits_fd": Metric(
+        "digits",
+        True,
+        DIGITS_FEATURES + 1,
+        _SINGULAR.format(DIGITS_FEATURES),
+    ),
+    "recognised": Metric("digits", False, 1, "no images to classify"),
+    "min_class_share": Metric("digits", False, 1, "no images to classify"),
+    "class_entropy": Metric("digits", False, 1, "no images to classify"),
+    "label_agreement": Metric("digits", False, 1, "no images to classify"),
+    # The same rule on Inception's 2048-d features: FID below 2049 samples cannot be computed.
+    "fid": Metric(
+        "inception",
+        True,
+        INCEPTION_FEATURES + 1,
+        _SINGULAR.format(INCEPTION_FEATURES),
+    ),
+    # The unbiased MMD² divides by m(m − 1); the subset size is capped at the sample count.
+    "kid": Metric("inception", True, 2, "no pair of samples for the unbiased MMD² estimate"),
+    # IS averages over 10 splits; a split of one image scores exactly 1 whatever the image.
+    "is": Metric("inception", False, 10, "splits of a single image, whose Inception Score is trivially 1"),
 }
 DIGITS_METRICS = ("digits_fd", "recognised", "min_class_share", "class_entropy")
 
 
 def lower_is_better(metric: str) -> bool:
     return METRICS.get(metric, ("", True))[1]
+
+
+def check_sample_count(metrics: list[str], num_samples: int) -> None:
+    """Refuse a ``--num-samples`` too small for any of ``metrics``, before anything is sampled."""
+    for m in metrics:
+        need = METRICS[m].min_samples
+        if num_samples < need:
+            raise ValueError(
+                f"--num-samples {num_samples} is too few for {m}, which would get {METRICS[m].why}; "
+                f"pass --num-samples {need} or more."
+            )
 
 
 def parse_metrics(text: str) -> list[str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
+from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.vae import (
     Reconstruction,
@@ -17,6 +18,12 @@ from lit_genvision.methods.vae import (
     to_image,
 )
 from lit_genvision.models.base import GenerativeModel, PlatformModule
+
+
+def check_reconstruction(kind: str) -> None:
+    """Refuse a reconstruction loss other than ``mse`` or ``bce`` at construction."""
+    if kind not in get_args(Reconstruction):
+        raise ValueError(f"reconstruction must be one of {', '.join(get_args(Reconstruction))}, got {kind!r}.")
 
 
 class _Latent:
@@ -62,6 +69,8 @@ class AutoencoderModel(_Latent, PlatformModule):
     ) -> None:
         super().__init__()
         self.save_config()
+        check_reconstruction(reconstruction)
+        check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 1e-3")
         self.encoder, self.decoder, self.reconstruction, self.lr = encoder, decoder, reconstruction, lr
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -110,6 +119,11 @@ class VAEModel(_Latent, GenerativeModel):
     ) -> None:
         super().__init__()
         self.save_config()
+        check_int("latent_dim", latent_dim, low=1, hint="pass the size of z, e.g. 8")
+        check_reconstruction(reconstruction)
+        check_float("beta", beta, low=0, hint="pass 1 for the ELBO or more for a beta-VAE")
+        check_int("kl_warmup_steps", kl_warmup_steps, low=0, hint="pass 0 to apply beta from the first step")
+        check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 1e-3")
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
         self.reconstruction, self.beta, self.kl_warmup_steps, self.lr = reconstruction, beta, kl_warmup_steps, lr
         side = decoder.start * 2 ** len(decoder.deconvs)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lit_genvision.checks import check_float, check_int
 from lit_genvision.models.base import PlatformModule
 
 
@@ -44,6 +45,10 @@ class Classifier(PlatformModule):
         self.save_config()
         if optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be adamw or sgd, got {optimizer!r}.")
+        check_int("num_classes", num_classes, low=2, hint="a classifier needs at least two classes")
+        check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 1e-3")
+        check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
+        check_float("label_smoothing", label_smoothing, low=0, high=1, hint="pass 0 for plain cross-entropy")
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.num_classes, self.lr, self.weight_decay = num_classes, lr, weight_decay
         self.optimizer_name, self.label_smoothing = optimizer, label_smoothing

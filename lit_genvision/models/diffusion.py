@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
+from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import Prediction, diffusion_loss, randn_like
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler
 from lit_genvision.methods.samplers.base import StepCallback
 from lit_genvision.methods.schedules import LinearSchedule, NoiseSchedule
 from lit_genvision.models.base import GenerativeModel
 from lit_genvision.models.optim import adamw_with_warmup
+
+
+def check_training_arguments(
+    lr: float, weight_decay: float, warmup_steps: int, label_dropout: float, guidance_scale: float
+) -> None:
+    """The optimiser and guidance arguments shared by diffusion and flow matching, checked at
+    construction (a negative warm-up once trained with a negative learning rate)."""
+    check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+    check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
+    check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
+    check_float("label_dropout", label_dropout, low=0, high=1, hint="it is the probability of a null label")
+    check_float("guidance_scale", guidance_scale, hint="pass 1 for plain conditional sampling")
 
 
 class DiffusionModel(GenerativeModel):
@@ -50,6 +63,9 @@ class DiffusionModel(GenerativeModel):
     ) -> None:
         super().__init__()
         self.save_config()
+        check_training_arguments(lr, weight_decay, warmup_steps, label_dropout, guidance_scale)
+        if prediction not in get_args(Prediction):
+            raise ValueError(f"prediction must be one of {', '.join(get_args(Prediction))}, got {prediction!r}.")
         self.net = net
         self.schedule = schedule or LinearSchedule()
         self.sampler = sampler or DDIMSampler()

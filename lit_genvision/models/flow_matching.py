@@ -8,11 +8,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.flow import TIME_SCALE, AffinePath, LinearPath, flow_matching_loss, solve
 from lit_genvision.methods.flow.solvers import SOLVERS
 from lit_genvision.models.base import GenerativeModel
+from lit_genvision.models.diffusion import check_training_arguments
 from lit_genvision.models.optim import adamw_with_warmup
+
+TIME_SAMPLINGS = ("uniform", "logit_normal")
 
 
 class ODESampler:
@@ -28,6 +32,9 @@ class ODESampler:
     def __init__(self, solver: str = "euler", steps: int = 20, rtol: float = 1e-3, atol: float = 1e-3) -> None:
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}.")
+        check_int("steps", steps, low=1, hint="pass the number of solver steps, e.g. 20")
+        check_float("rtol", rtol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
+        check_float("atol", atol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
         self.solver, self.steps, self.rtol, self.atol = solver, steps, rtol, atol
 
     @property
@@ -76,6 +83,9 @@ class FlowMatchingModel(GenerativeModel):
     ) -> None:
         super().__init__()
         self.save_config()
+        check_training_arguments(lr, weight_decay, warmup_steps, label_dropout, guidance_scale)
+        if time_sampling not in TIME_SAMPLINGS:
+            raise ValueError(f"time_sampling must be uniform or logit_normal, got {time_sampling!r}.")
         self.net, self.path, self.sampler = net, path or LinearPath(), sampler or ODESampler()
         self.time_sampling = time_sampling
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps

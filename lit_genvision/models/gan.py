@@ -8,11 +8,12 @@ reaches the frozen network. Note: ``trainer.max_steps`` counts optimiser steps o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torch import Tensor, nn
 
+from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.gan import GANLoss, d_loss, g_loss, gradient_penalty, r1_penalty
 from lit_genvision.models.base import GenerativeModel
@@ -57,8 +58,17 @@ class GANModel(GenerativeModel):
         super().__init__()
         self.save_config()
         self.automatic_optimization = False
-        if n_critic < 1:
-            raise ValueError(f"n_critic must be at least 1, got {n_critic}.")
+        if loss not in get_args(GANLoss):
+            raise ValueError(f"loss must be one of {', '.join(get_args(GANLoss))}, got {loss!r}.")
+        check_int("n_critic", n_critic, low=1, hint="pass 1 for alternating updates or 5 for WGAN-GP")
+        check_float("gp_weight", gp_weight, low=0, hint="pass 0 to turn the gradient penalty off")
+        check_float("r1_weight", r1_weight, low=0, hint="pass 0 to turn the R1 penalty off")
+        check_float("lr_g", lr_g, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+        check_float("lr_d", lr_d, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+        if len(betas) != 2:
+            raise ValueError(f"betas must be two Adam coefficients (beta1, beta2), got {betas!r}.")
+        for i, beta in enumerate(betas):
+            check_float(f"betas[{i}]", beta, low=0, high=1, high_open=True, hint="Adam betas are in [0, 1)")
         self.generator, self.discriminator = generator, discriminator
         self.loss_kind, self.gp_weight, self.r1_weight, self.n_critic = loss, gp_weight, r1_weight, n_critic
         self.lr_g, self.lr_d, self.betas = lr_g, lr_d, tuple(betas)

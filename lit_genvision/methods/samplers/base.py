@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from lit_genvision.checks import check_int
 from lit_genvision.methods.diffusion import Net, Prediction, randn_like, to_x0_eps
 from lit_genvision.methods.schedules import NoiseSchedule
 
@@ -30,6 +31,8 @@ class Sampler:
     """Base class: runs the loop; subclasses implement one reverse step."""
 
     def __init__(self, steps: int | None = None, clip_denoised: bool = True) -> None:
+        if steps is not None:  # the upper bound (the schedule's timesteps) is checked when sampling
+            check_int("steps", steps, low=1, hint="pass None to walk every timestep")
         self.steps = steps
         self.clip_denoised = clip_denoised
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lit_genvision.checks import check_float
 from lit_genvision.methods.samplers.base import Sampler
 
 
@@ -19,8 +20,7 @@ class DDIMSampler(Sampler):
 
     def __init__(self, steps: int | None = 50, eta: float = 0.0, clip_denoised: bool = True) -> None:
         super().__init__(steps, clip_denoised)
-        if eta < 0:
-            raise ValueError(f"eta must be ≥ 0, got {eta}.")
+        check_float("eta", eta, low=0, hint="pass 0 for deterministic DDIM or 1 for DDPM-like noise")
         self.eta = eta
 
     def step(
