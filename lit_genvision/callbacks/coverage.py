@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_genvision.callbacks.ema import find_ema
+from lit_genvision.callbacks.rng import rng_preserved
 from lit_genvision.metrics.digits import load_digits_extractor
 from lit_genvision.metrics.scoring import DIGITS_METRICS, Scorer, reference_scorer
 
@@ -44,7 +45,7 @@ class ClassCoverage(L.Callback):
         scorer = Scorer(self._scorer.extractor, self._scorer.reference, self._scorer.metrics)
         g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         ema = find_ema(trainer)
-        with ema.swapped(pl_module) if ema is not None else torch.no_grad():
+        with rng_preserved(), ema.swapped(pl_module) if ema is not None else torch.no_grad():
             for start in range(0, self.num, 250):
                 scorer.update(pl_module.sample(min(250, self.num - start), generator=g).cpu())
         values = scorer.compute()

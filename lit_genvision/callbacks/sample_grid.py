@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lit_genvision.callbacks.ema import find_ema
 from lit_genvision.callbacks.images import grid_image, save_images, upscale_for_view
+from lit_genvision.callbacks.rng import rng_preserved
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -39,7 +40,7 @@ class SampleGrid(L.Callback):
             return
         ema = find_ema(trainer)
         g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-        with ema.swapped(pl_module) if ema is not None else torch.no_grad():
+        with rng_preserved(), ema.swapped(pl_module) if ema is not None else torch.no_grad():
             images = pl_module.sample(self.num, steps=self.steps, generator=g)
         images = upscale_for_view(images)
         self.last_path = save_images(images, folder / "samples" / f"{name}.png")

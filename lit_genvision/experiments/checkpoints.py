@@ -1,11 +1,9 @@
-"""Loading checkpoints safely (``weights_only=True``) and rebuilding the model they hold."""
+"""Rebuilding the model a checkpoint holds; every read goes through ``checkpoint_io`` (``weights_only=True``)."""
 
 from __future__ import annotations
 
 import importlib
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,43 +12,16 @@ import yaml
 from lightning.pytorch.cli import instantiate_module
 
 from lit_genvision.callbacks.ema import STATE_KEY as EMA_KEY
+from lit_genvision.checkpoint_io import CheckpointError, load_checkpoint_file
 from lit_genvision.data.base import ImageDataModule
 from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformModule
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used for the requested command."""
-
-
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with one clear sentence for each way it can fail."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint not found: {path}; pass a .ckpt written by `lit-genvision fit` "
-            "(runs/<name>/version_N/checkpoints/last.ckpt)."
-        )
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut or foreign file is not one
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated (not a torch zip archive); use another "
-            "checkpoint, e.g. an earlier one from the same run."
-        )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Weights only" in str(err):
-            raise CheckpointError(
-                f"checkpoint {path} holds Python objects that cannot be loaded with weights_only=True; "
-                "use a checkpoint written by `lit-genvision fit`."
-            ) from None
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({err}); use another checkpoint.") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({reason}); use another checkpoint, "
-            "e.g. an earlier one from the same run."
-        ) from None
+    """A lit-genvision checkpoint from a local path or a URL, loaded with ``weights_only=True``
+    (``checkpoint_io.load_checkpoint_file``), with one clear sentence for each way it can fail."""
+    ckpt = load_checkpoint_file(path)
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(
             f"{path} is not a lit-genvision checkpoint (no '{CHECKPOINT_KEY}' entry); "

@@ -257,13 +257,14 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
         values = {k: v for s in scorers for k, v in s.compute().items()}
         sampler_name = model.sampling_protocol(args.steps, sampler)[0]
         nfe = round(sum(nfes) / len(nfes))
-        run_name = args.name or "/".join(ckpt.resolve().parts[-4:-2])
+        source = getattr(args, "ckpt_source", None)  # a URL the CLI downloaded into a temporary file
+        run_name = args.name or (source.rsplit("/", 1)[-1] if source else "/".join(ckpt.resolve().parts[-4:-2]))
         device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
         common |= {
             "model": run_name,
             "family": model.family,
             "dataset": datamodule.name,
-            "checkpoint": str(ckpt),
+            "checkpoint": getattr(args, "ckpt_source", None) or str(ckpt),
             "checkpoint_hash": file_hash(ckpt),
             "sampler": sampler_name,
             "steps": nfe,

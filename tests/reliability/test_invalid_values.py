@@ -256,6 +256,5 @@ def test_fit_constructor_error_is_one_sentence(tmp_path: Path, capsys):
     (a literal ``nan`` never reaches the constructor: jsonargparse refuses it as a float)."""
     argv = ["fit", *tiny_diffusion_args(tmp_path, max_steps=2), "--model.init_args.lr", "-0.5"]
     said = _fit_refused(argv, capsys).strip()
-    assert (
-        said == "error: lr must be a finite number greater than 0, got -0.5; pass a positive learning rate such as 2e-4."
-    )
+    expected = "lr must be a finite number greater than 0, got -0.5; pass a positive learning rate such as 2e-4."
+    assert said == f"error: {expected}"
