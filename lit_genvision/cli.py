@@ -285,8 +285,11 @@ def _user_error(err: BaseException) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
-    """The console entry point; ``callbacks`` are added to a ``fit`` run's trainer (used in-process)."""
+def main(argv: list[str] | None = None, callbacks: list | None = None, raise_user_errors: bool = False) -> int:
+    """The console entry point; ``callbacks`` are added to a ``fit`` run's trainer (used in-process).
+
+    A user error prints its sentence and returns 2, unless ``raise_user_errors`` (a caller in
+    Python, such as the sweep runner, that records the error itself)."""
     explicit = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOLS:
@@ -303,6 +306,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
     try:
         GenVisionCLI(args=argv if explicit else None, callbacks=callbacks)
     except USER_ERRORS as err:
+        if raise_user_errors:
+            raise
         return _user_error(err)
     return 0
 

@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 others = [t for t in trials if t is not pending]
                 callbacks.append(_HyperbandStop(config, others, pending["name"], pending["config"]))
             try:
-                cli(fit, callbacks=callbacks)
+                cli(fit, callbacks=callbacks, raise_user_errors=True)
             finally:
                 _finish_wandb_run()
             ckpt = last_checkpoint(run_dir, version)

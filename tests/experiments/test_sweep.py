@@ -79,7 +79,7 @@ def test_offline_sweep_runs_records_fails_and_resumes(tmp_path):
         metric={"name": "val/digits_fd", "goal": "minimize"},
         parameters={
             "model.init_args.net.init_args.channels": {"values": [8, 16]},
-            "model.init_args.lr": {"values": [1e-3, -1.0]},
+            "trainer.max_epochs": {"values": [-1, 0]},  # 0 passes the parser and fails when the trial runs
         },
     )
     path.write_text(path.read_text().replace("early_terminate", "description"))
@@ -104,7 +104,7 @@ def test_offline_sweep_runs_records_fails_and_resumes(tmp_path):
     trials = json.loads((run_dir / "sweep_state.json").read_text())
     assert [t["state"] for t in trials].count("finished") == 2 and [t["state"] for t in trials].count("failed") == 1
     failed = [r for r in ResultsStore(store).records() if r["status"] == "failed"]
-    assert len(failed) == 1 and "learning rate" in failed[0]["notes"]
+    assert len(failed) == 1 and "max_epochs must be positive" in failed[0]["notes"]
     ok = [r for r in ResultsStore(store).records(metric="digits_fd") if r["status"] == "ok"]
     assert len(ok) == 2 and all(t.get("value") for t in trials if t["state"] == "finished")
 
@@ -115,6 +115,14 @@ def test_offline_sweep_runs_records_fails_and_resumes(tmp_path):
     assert len(again) == 3 and again[0]["state"] == "finished"
     assert main(["leaderboard", "--store", str(store), "--metric", "digits_fd", "--out", str(tmp_path / "lb")]) == 0
     assert "test sweep" not in (tmp_path / "lb.md").read_text() and "trial-00" in (tmp_path / "lb.md").read_text()
+
+
+def test_a_value_the_model_refuses_stops_the_sweep_before_any_trial(tmp_path, capsys):
+    path = _write(tmp_path, method="grid", parameters={"model.init_args.lr": {"values": [1e-3, -1.0]}})
+    args = ["--run-dir", str(tmp_path / "runs"), "--store", str(tmp_path / "r.sqlite"), "--extra", *TINY]
+    assert main(["sweep", str(path), "--count", "2", *args]) == 2
+    assert "model.init_args.lr=-1.0 is not accepted" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "sweep_state.json").exists()
 
 
 def test_random_trials_draw_different_values_despite_each_trial_reseeding(tmp_path):

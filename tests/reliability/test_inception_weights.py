@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
-import shlex
 import warnings
 from pathlib import Path
 
@@ -25,15 +23,7 @@ from lit_genvision.metrics.inception import (
     UnsafeWeightsError,
 )
 
-
-class Payload:
-    """Unpickling this runs ``touch MARKER`` through the shell."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+from .conftest import Payload
 
 
 def write_malicious(path: Path, marker: Path, how: str) -> Path:
