@@ -42,6 +42,7 @@ def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.C
 
 def shipped_fit_args(root: Path, name: str, steps: int) -> list[str]:
     """The shipped digits DDPM (about 20 MB checkpoints with EMA and Adam state), saving every step."""
+    root.mkdir(parents=True, exist_ok=True)
     cfg = root / "every_step.yaml"
     text = DIGITS_DDPM.read_text().replace("every_n_train_steps: 200", "every_n_train_steps: 1")
     cfg.write_text(text)
@@ -59,16 +60,17 @@ def kill_during_saves(root: Path, kills: int, tmpdir: str | None) -> dict:
     rng = random.Random(0)
     loadable, cut_writes, steps = 0, 0, []
     ckpt = root / "kill" / "version_0" / "checkpoints" / "last.ckpt"
-    for k in range(kills):
+    for _ in range(kills):
         args = shipped_fit_args(root, "kill", 10_000)
         if ckpt.exists():
             args += ["--ckpt_path", str(ckpt)]
+        before = ckpt.stat().st_mtime_ns if ckpt.exists() else None
         proc = subprocess.Popen([sys.executable, "-m", "lit_genvision", *args], env=env, stderr=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL)  # fmt: skip
-        start = time.time()
-        while not ckpt.exists() and time.time() - start < 120:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.5, 3.0))
+        start = time.time()  # wait for this process's first save, then kill at a random moment of the next ones
+        while (not ckpt.exists() or ckpt.stat().st_mtime_ns == before) and time.time() - start < 180:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         cut_writes += sum(1 for p in ckpt.parent.glob(".last.ckpt.*.tmp"))
@@ -82,9 +84,13 @@ def kill_during_saves(root: Path, kills: int, tmpdir: str | None) -> dict:
     return {"kills": kills, "last_ckpt_loadable": loadable, "writes_cut_short": cut_writes, "steps": steps}
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -118,20 +124,22 @@ def main() -> None:
 
         marker = root / "ran-inception"
         torch.save({"w": Payload(marker)}, root / "inception.pth")
+        weights, store = str(root / "inception.pth"), str(root / "r.sqlite")
         evaluate = cli("evaluate", "--ckpt", str(good), "--metrics", "fid", "--num-samples", "2049",
-                       "--inception-weights", str(root / "inception.pth"), "--store", str(root / "r.sqlite"))  # fmt: skip
+                       "--inception-weights", weights, "--store", store)  # fmt: skip
         results["malicious Inception weights: evaluate --metrics fid"] = outcome(evaluate, marker)
 
-        results["SIGKILL during saves, TMPDIR on the run's filesystem"] = kill_during_saves(root / "same", 8, None)
+        results["SIGKILL during saves, TMPDIR on the run's filesystem"] = kill_during_saves(root / "same", 12, None)
         shm = Path("/dev/shm")
         if shm.is_dir() and shm.stat().st_dev != root.stat().st_dev:
             other = tempfile.mkdtemp(dir=shm)
             results["SIGKILL during saves, TMPDIR on another filesystem (/dev/shm)"] = kill_during_saves(
-                root / "other", 8, other
+                root / "other", 12, other
             )
 
+        test = str(ROOT / "tests/reliability/test_resume_exact.py")
         mid = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests/reliability/test_resume_exact.py")],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
             capture_output=True, text=True, env=ENV, cwd=ROOT,
         )  # fmt: skip
         results["resume mid-epoch and at a boundary vs uninterrupted (bitwise)"] = {

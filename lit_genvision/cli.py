@@ -14,6 +14,8 @@ import re
 import shutil
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +110,10 @@ class GenVisionCLI(LightningCLI):
             local = download(str(ckpt_path))
             atexit.register(local.unlink, missing_ok=True)
             self.config[subcommand]["ckpt_path"] = str(local)
-        self._ckpt = ckpt = load_checkpoint_file(self.config[subcommand]["ckpt_path"])
+            with _naming(local, str(ckpt_path)):
+                self._ckpt = ckpt = load_checkpoint_file(local)
+        else:
+            self._ckpt = ckpt = load_checkpoint_file(ckpt_path)
         info = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
         if not isinstance(info, dict) or "state_dict" not in ckpt:
             raise CheckpointError(
@@ -265,13 +270,25 @@ def _run_tool(name: str, argv: list[str]) -> int:
         if is_url(getattr(args, "ckpt", None) or ""):  # fetched once, read by every step of the tool
             args.ckpt_source, downloaded = args.ckpt, download(args.ckpt)
             args.ckpt = str(downloaded)
-        module.run(args)
+        with _naming(downloaded, getattr(args, "ckpt_source", None)):
+            module.run(args)
     except USER_ERRORS as err:
         return _user_error(err)
     finally:
         if downloaded is not None:
             downloaded.unlink(missing_ok=True)
     return 0
+
+
+@contextmanager
+def _naming(local: Path | None, source: str | None) -> Iterator[None]:
+    """Errors about a downloaded checkpoint name its URL, not the temporary file it was read from."""
+    try:
+        yield
+    except CheckpointError as err:
+        if local is None or source is None:
+            raise
+        raise CheckpointError(str(err).replace(str(local), source)) from None
 
 
 def _user_error(err: BaseException) -> int:

@@ -31,13 +31,17 @@ def malicious_copy(good: Path, out: Path, marker: Path) -> Path:
     return out
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture
 def http_root(tmp_path) -> Iterator[tuple[Path, str]]:
     """A folder served over HTTP on 127.0.0.1 (a stand-in for a remote checkpoint store): (folder, base URL)."""
     root = tmp_path / "served"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -39,7 +39,8 @@ def test_fit_refuses_a_malicious_checkpoint_by_url(tiny_checkpoint, tmp_path, ht
     malicious_copy(tiny_checkpoint, folder / "x.ckpt", marker)
     rc = main(["fit", *tiny_diffusion_args(tmp_path, max_steps=25), "--ckpt_path", f"{url}/x.ckpt"])
     assert rc == 2 and not marker.exists()
-    assert "cannot be loaded safely" in capsys.readouterr().err
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith(f"error: checkpoint {url}/x.ckpt holds") and "cannot be loaded safely" in said
 
 
 def test_fit_resumes_from_a_url(tiny_checkpoint, tmp_path, http_root):
@@ -88,7 +89,8 @@ def test_tools_refuse_a_malicious_checkpoint(tiny_checkpoint, tmp_path, http_roo
         argv = argv[:1] + ["--ckpt", source] + argv[1:]
     assert main(argv) == 2
     assert not marker.exists()
-    assert "cannot be loaded safely" in capsys.readouterr().err
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith(f"error: checkpoint {source} holds") and "cannot be loaded safely" in said
 
 
 def test_a_url_that_does_not_answer_is_one_sentence(tmp_path):
