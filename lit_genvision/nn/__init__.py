@@ -4,6 +4,15 @@ from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
+from lit_genvision.nn.transformer import (
+    KVCache,
+    RotaryEmbedding,
+    Transformer,
+    TransformerBlock,
+    apply_rotary,
+    sincos_1d,
+    sincos_2d,
+)
 from lit_genvision.nn.unet import AttentionBlock, DownBlock, ResidualBlock, UNet, UpBlock
 
 __all__ = [
@@ -20,4 +29,11 @@ __all__ = [
     "UNet",
     "UpBlock",
     "sinusoidal_embedding",
+    "KVCache",
+    "RotaryEmbedding",
+    "Transformer",
+    "TransformerBlock",
+    "apply_rotary",
+    "sincos_1d",
+    "sincos_2d",
 ]

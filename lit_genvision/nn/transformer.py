@@ -1,0 +1,369 @@
+"""One pre-norm transformer block, its position helpers and a KV cache.
+
+DiT, the ViT towers, the text tower, the token prior and the video DiT are stacks of
+`TransformerBlock`. The block (Vaswani et al. 2017, pre-LN as in GPT-2 / ViT):
+
+    x ← x + g₁ ⊙ SelfAttn(mod(LN(x), β₁, γ₁))              (1)
+    x ← x + g₂ ⊙ CrossAttn(mod(LN(x), β₂, γ₂), context)    (2)  when built with ``context_dim``
+    x ← x + g₃ ⊙ MLP(mod(LN(x), β₃, γ₃))                    (3)
+
+with mod(h, β, γ) = h·(1 + γ) + β. Without a conditioning vector β = γ = 0 and g = 1 and the
+LayerNorms carry their own affine parameters. With ``cond_dim`` the (β, γ, g) come from
+adaLN-Zero (DiT, Peebles & Xie 2023, §3.2): a zero-initialised linear map of SiLU(c), so every
+gate g is 0 at initialisation and the block is the identity.
+
+Attention goes through `lit_genvision.nn.ops.attention` (its key-padding convention: True = keep).
+Positions: `sincos_1d` / `sincos_2d` (fixed, added to the tokens; MAE, He et al. 2021; DiT) and
+rotary embeddings (RoPE, Su et al. 2021, applied to q and k). `KVCache` keeps past keys and values
+so autoregressive decoding costs one token's work per step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lit_genvision.nn import ops
+from lit_genvision.nn.embeddings import sinusoidal_embedding
+
+# ----------------------------------------------------------------------------------------------
+# Fixed sin-cos positions
+# ----------------------------------------------------------------------------------------------
+
+
+def sincos_1d(positions: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """Sin-cos features of (possibly fractional) positions: positions (*S) → (*S, dim).
+
+    pe(p)_i = [cos(p·ω_i), sin(p·ω_i)], ω_i = max_period^(−i/(dim/2)) (Vaswani et al. 2017) — the
+    same features as `sinusoidal_embedding`, which it reuses, for positions of any shape.
+    """
+    return sinusoidal_embedding(positions.reshape(-1), dim, max_period).reshape(*positions.shape, dim)
+
+
+def sincos_2d(h: int, w: int, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """Fixed 2-D sin-cos position embedding of an h × w grid (MAE, He et al. 2021; used by DiT).
+
+    pe(i, j) = [sincos_1d(i, dim/2), sincos_1d(j, dim/2)] for row i, column j; rows are flattened
+    row-major (token i·w + j), matching ``rearrange(x, "b c h w -> b (h w) c")``. Returns
+    (h·w, dim) in float32. (MAE concatenates [sin, cos] per axis and the column half first: the same
+    features in another channel order.)
+    """
+    if dim % 4:
+        raise ValueError(f"sincos_2d needs dim divisible by 4 (two axes × cos, sin), got {dim}.")
+    rows = torch.arange(h, dtype=torch.float32).repeat_interleave(w)  # (h·w,) i
+    cols = torch.arange(w, dtype=torch.float32).repeat(h)  # (h·w,) j
+    return torch.cat([sincos_1d(rows, dim // 2, max_period), sincos_1d(cols, dim // 2, max_period)], dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rotary position embedding (RoPE)
+# ----------------------------------------------------------------------------------------------
+
+
+class RotaryEmbedding(nn.Module):
+    """cos and sin tables of rotary position embedding (RoFormer, Su et al. 2021, eq. 34).
+
+    Channel pairs (x_i, x_{i+d/2}) of a head of size d are rotated by the angle p·θ_i at
+    position p, θ_i = base^(−2i/d), i = 0 … d/2 − 1 (the "rotate half" pairing of GPT-NeoX and
+    Llama). Since rotations compose, ⟨R_m q, R_n k⟩ = ⟨q, R_{n−m} k⟩ depends on m − n only.
+    """
+
+    inv_freq: Tensor
+
+    def __init__(self, head_dim: int, base: float = 10_000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"RotaryEmbedding needs an even head_dim, got {head_dim}.")
+        self.head_dim = head_dim
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (d/2,) θ_i
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """positions (N,) or (B, N), absolute → cos, sin of shape (*positions.shape, head_dim), fp32."""
+        angles = positions.float()[..., None] * self.inv_freq.to(positions.device)  # (*S, d/2) p·θ_i
+        angles = torch.cat([angles, angles], dim=-1)  # (*S, d) each θ_i serves x_i and x_{i+d/2}
+        return angles.cos(), angles.sin()
+
+    def at(self, n: int, offset: int = 0, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+        """cos, sin for the absolute positions offset … offset + n − 1 (offset: a KV cache's length)."""
+        return self(torch.arange(offset, offset + n, device=device or self.inv_freq.device))
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    """(x₁, x₂) → (−x₂, x₁) over the two halves of the last dimension."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """R_p x = x·cos(pθ) + rotate_half(x)·sin(pθ) (RoPE, Su et al. 2021).
+
+    x: (B, H, N, d) queries or keys; cos, sin: (N, d) or (B, N, d) from `RotaryEmbedding`.
+    Computed in fp32 and returned in x's dtype.
+    """
+    if cos.ndim == 3:  # (B, N, d) → (B, 1, N, d), broadcast over heads
+        cos, sin = cos[:, None], sin[:, None]
+    xf = x.float()
+    return (xf * cos + _rotate_half(xf) * sin).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# KV cache
+# ----------------------------------------------------------------------------------------------
+
+
+class KVCache:
+    """Past keys and values of one block's self-attention, for autoregressive decoding.
+
+    Keys are stored after RoPE, so a cached key keeps the rotation of its own absolute position;
+    a new token's position is ``length`` (pass `RotaryEmbedding.at(n, offset=cache.length)`).
+    The key-padding mask (True = keep) grows with them; a step given no mask counts as all kept.
+    """
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None  # (B, H, L, d)
+        self.v: Tensor | None = None  # (B, H, L, d)
+        self.mask: Tensor | None = None  # (B, L) True = keep, or None when nothing was padded
+
+    @property
+    def length(self) -> int:
+        """L, the number of positions stored so far (the absolute position of the next token)."""
+        return 0 if self.k is None else self.k.shape[-2]
+
+    def reset(self) -> None:
+        """Forget everything (a new sequence)."""
+        self.k = self.v = self.mask = None
+
+    def update(self, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Append k, v (B, H, N, d) and their mask (B, N); return all keys, values and mask so far."""
+        past = self.length
+        if mask is not None or self.mask is not None:
+            b, n = k.shape[0], k.shape[-2]
+            old = self.mask if self.mask is not None else torch.ones(b, past, dtype=torch.bool, device=k.device)
+            new = mask.to(torch.bool) if mask is not None else torch.ones(b, n, dtype=torch.bool, device=k.device)
+            self.mask = torch.cat([old, new], dim=1)  # (B, L + N)
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=-2)  # (B, H, L + N, d)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=-2)  # (B, H, L + N, d)
+        return self.k, self.v, self.mask
+
+
+# ----------------------------------------------------------------------------------------------
+# The block
+# ----------------------------------------------------------------------------------------------
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """mod(x, β, γ) = x·(1 + γ) + β with x (B, N, D) and β, γ (B, D) (DiT's ``modulate``)."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: self-attention, optional cross-attention, MLP; optional adaLN-Zero (eqs. 1–3).
+
+    Args:
+        dim: token width D.
+        heads: attention heads; D must be divisible by them.
+        mlp_ratio: MLP hidden width / D (4 in ViT, GPT-2 and DiT).
+        dropout: dropout on each branch's output and inside the MLP (attention weights are not dropped:
+            the fused kernel has no dropout).
+        context_dim: width of a context (B, M, context_dim) to cross-attend to (text tokens); None: none.
+        cond_dim: width of a conditioning vector c (B, cond_dim) driving adaLN-Zero; None: plain LayerNorm.
+        causal: token i attends to tokens ≤ i only (autoregressive priors, the text tower).
+        qk_norm: LayerNorm on each head's queries and keys before the dot product (ViT-22B,
+            Dehghani et al. 2023; SD3), which keeps attention logits bounded in long training.
+        kernels: ``auto | torch | triton``, handed to `ops.attention`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        context_dim: int | None = None,
+        cond_dim: int | None = None,
+        causal: bool = False,
+        qk_norm: bool = False,
+        kernels: str = "auto",
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"transformer dim ({dim}) must be divisible by heads ({heads}).")
+        ops.dispatch.check_backend(kernels)  # fail at build time, not at the first forward
+        self.dim, self.heads, self.head_dim = dim, heads, dim // heads
+        self.causal, self.kernels = causal, kernels
+        affine = cond_dim is None  # with adaLN the modulation supplies the affine part (DiT)
+
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+
+        self.has_cross = context_dim is not None
+        if context_dim is not None:
+            self.norm_cross = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+            self.cross_q = nn.Linear(dim, dim)
+            self.cross_kv = nn.Linear(context_dim, 2 * dim)
+            self.cross_proj = nn.Linear(dim, dim)
+            self.cross_q_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+            self.cross_k_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+
+        hidden = int(dim * mlp_ratio)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+        self.drop = nn.Dropout(dropout)
+
+        self.adaLN: nn.Sequential | None = None
+        if cond_dim is not None:
+            branches = 3 if self.has_cross else 2  # (shift, scale, gate) per branch
+            self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 3 * branches * dim))
+            nn.init.zeros_(self.adaLN[1].weight)  # adaLN-Zero: every gate is 0, the block is the identity
+            nn.init.zeros_(self.adaLN[1].bias)
+
+    def _heads(self, t: Tensor) -> Tensor:
+        """(B, N, D) → (B, H, N, d)."""
+        return t.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+
+    def _self_attention(
+        self, h: Tensor, mask: Tensor | None, rope: tuple[Tensor, Tensor] | None, cache: KVCache | None
+    ) -> Tensor:
+        """Multi-head self-attention of normalised tokens h (B, N, D) → (B, N, D)."""
+        q, k, v = (self._heads(t) for t in self.qkv(h).chunk(3, dim=-1))  # (B, H, N, d) each
+        q, k = self.q_norm(q), self.k_norm(k)  # (B, H, N, d)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # (B, H, N, d) rotated by absolute position
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v, mask = cache.update(k, v, mask)  # (B, H, L + N, d), mask (B, L + N)
+        n = q.shape[-2]
+        causal = self.causal and n > 1  # one new query may see every cached key
+        if causal and past:  # ops' causal mask is aligned at the start: pad the queries to L + N rows
+            q = torch.cat([q.new_zeros(*q.shape[:2], past, q.shape[-1]), q], dim=-2)  # (B, H, L + N, d)
+        out = ops.attention(q, k, v, causal=causal, key_padding_mask=mask, backend=self.kernels)  # (B, H, ·, d)
+        out = out[..., out.shape[-2] - n :, :]  # (B, H, N, d) the new queries' rows
+        return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
+
+    def _cross_attention(self, h: Tensor, context: Tensor, context_mask: Tensor | None) -> Tensor:
+        """Q = W_Q h, K = W_K τ(y), V = W_V τ(y) (latent diffusion, Rombach et al. 2022): (B, N, D)."""
+        q = self.cross_q_norm(self._heads(self.cross_q(h)))  # (B, H, N, d)
+        k, v = (self._heads(t) for t in self.cross_kv(context).chunk(2, dim=-1))  # (B, H, M, d) each
+        k = self.cross_k_norm(k)  # (B, H, M, d)
+        out = ops.attention(q, k, v, key_padding_mask=context_mask, backend=self.kernels)  # (B, H, N, d)
+        return self.cross_proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        mask: Tensor | None = None,
+        cond: Tensor | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """x (B, N, D) → (B, N, D).
+
+        Args:
+            context: (B, M, context_dim) tokens to cross-attend to; ignored by a block without cross-attention.
+            context_mask: (B, M) True = keep for the context.
+            mask: (B, N) True = keep: key padding of x (with a cache, of the N new tokens only).
+            cond: (B, cond_dim) conditioning vector for adaLN-Zero (required when built with ``cond_dim``).
+            rope: (cos, sin) of x's absolute positions, (N, head_dim) or (B, N, head_dim), from
+                `RotaryEmbedding`; with a cache, positions start at ``cache.length``.
+            cache: this block's `KVCache`; x holds only the new tokens.
+        """
+        b, n, d = x.shape
+        if self.adaLN is not None:
+            if cond is None:
+                raise ValueError("this TransformerBlock was built with cond_dim; pass cond=(B, cond_dim).")
+            mods = self.adaLN(cond).chunk(9 if self.has_cross else 6, dim=-1)  # each (B, D)
+        else:
+            zero, one = x.new_zeros(b, d), x.new_ones(b, d)
+            mods = (zero, zero, one) * (3 if self.has_cross else 2)  # β = γ = 0, g = 1: plain pre-LN
+        shift1, scale1, gate1 = mods[0:3]  # (B, D) each
+        shift2, scale2, gate2 = mods[-3:]  # (B, D) each; the MLP's
+
+        h = modulate(self.norm1(x), shift1, scale1)  # (B, N, D)
+        x = x + gate1[:, None] * self.drop(self._self_attention(h, mask, rope, cache))  # (B, N, D)   (1)
+        if self.has_cross and context is not None:
+            shift_c, scale_c, gate_c = mods[3:6]  # (B, D) each
+            h = modulate(self.norm_cross(x), shift_c, scale_c)  # (B, N, D)
+            x = x + gate_c[:, None] * self.drop(self._cross_attention(h, context, context_mask))  # (B, N, D) (2)
+        h = modulate(self.norm2(x), shift2, scale2)  # (B, N, D)
+        return x + gate2[:, None] * self.drop(self.mlp(h))  # (B, N, D)   (3)
+
+
+class Transformer(nn.Module):
+    """``depth`` `TransformerBlock` s followed by a LayerNorm; RoPE (if ``rope``) shared by the blocks.
+
+    Tokens in, tokens out: embedding, positions of other kinds and the output head belong to the
+    network built on top (DiT, ViT, the token prior, ...).
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        context_dim: int | None = None,
+        cond_dim: int | None = None,
+        causal: bool = False,
+        qk_norm: bool = False,
+        rope: bool = False,
+        kernels: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, heads, mlp_ratio, dropout, context_dim, cond_dim, causal, qk_norm, kernels)
+            for _ in range(depth)
+        )
+        self.rotary = RotaryEmbedding(dim // heads) if rope else None
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def new_cache(self) -> list[KVCache]:
+        """One empty `KVCache` per block, for `forward(..., cache=...)`."""
+        return [KVCache() for _ in self.blocks]
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        mask: Tensor | None = None,
+        cond: Tensor | None = None,
+        cache: list[KVCache] | None = None,
+    ) -> Tensor:
+        """x (B, N, D) → (B, N, D); the keyword arguments are `TransformerBlock.forward`'s, ``cache``
+        one `KVCache` per block (`new_cache`)."""
+        if cache is not None and len(cache) != len(self.blocks):
+            raise ValueError(f"cache has {len(cache)} entries for {len(self.blocks)} blocks; use new_cache().")
+        rope = None
+        if self.rotary is not None:
+            offset = cache[0].length if cache is not None else 0  # absolute positions continue the cache
+            rope = self.rotary.at(x.shape[1], offset, device=x.device)  # (N, d) cos, sin
+        for i, block in enumerate(self.blocks):
+            x = block(
+                x, context=context, context_mask=context_mask, mask=mask, cond=cond, rope=rope,
+                cache=cache[i] if cache is not None else None,
+            )  # (B, N, D)  # fmt: skip
+        return self.norm(x)  # (B, N, D)
+
+
+__all__ = [
+    "KVCache",
+    "RotaryEmbedding",
+    "Transformer",
+    "TransformerBlock",
+    "apply_rotary",
+    "modulate",
+    "sincos_1d",
+    "sincos_2d",
+]
