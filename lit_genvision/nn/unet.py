@@ -2,15 +2,25 @@
 self-attention at chosen resolutions, and a sinusoidal timestep embedding injected into every
 residual block (Ho et al. 2020; the Keras DDIM example's layout).
 
+``layout="ddpm"`` builds instead the network of Ho et al. 2020 (Appendix B; the official
+``diffusion_tf/models/unet.py``), block for block as diffusers' ``UNet2DModel`` holds it: every level
+has ``depth`` residual blocks on the way down and ``depth + 1`` on the way up, the up path takes a skip
+from the input conv, every down block and every downsampling conv, the middle is res → attention → res,
+the timestep embedding is added before the second GroupNorm, GroupNorm ε is 1e-6, and downsampling pads
+like TensorFlow's "SAME". At CIFAR-10 settings this is the paper's 35.7M-parameter U-Net.
+
 The network knows no noise schedule: it maps (x_t, t, cond) to a tensor of x_t's shape, and the
 method decides what that tensor means (ε, v or x_0).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -20,16 +30,28 @@ from lit_genvision.nn.embeddings import TimestepEmbedding
 
 class ResidualBlock(nn.Module):
     """GN → SiLU → conv → GN modulated by the timestep (x·(1+scale)+shift) → SiLU → conv, plus a
-    skip that is a 1×1 conv when the channel count changes."""
+    skip that is a 1×1 conv when the channel count changes.
+
+    With ``additive_emb`` the timestep enters as in DDPM (Ho et al. 2020): h + W·SiLU(emb) before the
+    second GroupNorm, instead of the scale/shift modulation."""
 
     def __init__(
-        self, in_ch: int, out_ch: int, emb_dim: int, groups: int = 32, dropout: float = 0.0, kernels: str = "auto"
+        self,
+        in_ch: int,
+        out_ch: int,
+        emb_dim: int,
+        groups: int = 32,
+        dropout: float = 0.0,
+        kernels: str = "auto",
+        eps: float = 1e-5,
+        additive_emb: bool = False,
     ) -> None:
         super().__init__()
-        self.norm1 = ops.GroupNorm(ops.num_groups_for(in_ch, groups), in_ch, backend=kernels)
+        self.additive_emb = additive_emb
+        self.norm1 = ops.GroupNorm(ops.num_groups_for(in_ch, groups), in_ch, eps=eps, backend=kernels)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.emb_proj = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, 2 * out_ch))
-        self.norm2 = ops.GroupNorm(ops.num_groups_for(out_ch, groups), out_ch, backend=kernels)
+        self.emb_proj = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, out_ch if additive_emb else 2 * out_ch))
+        self.norm2 = ops.GroupNorm(ops.num_groups_for(out_ch, groups), out_ch, eps=eps, backend=kernels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
@@ -38,8 +60,11 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         h = self.conv1(self.norm1(x, silu=True))  # (B, out, H, W)
-        scale, shift = self.emb_proj(emb).chunk(2, dim=1)  # (B, out) each
-        h = self.norm2(h, scale=scale, shift=shift, silu=True)
+        if self.additive_emb:
+            h = self.norm2(h + self.emb_proj(emb)[:, :, None, None], silu=True)
+        else:
+            scale, shift = self.emb_proj(emb).chunk(2, dim=1)  # (B, out) each
+            h = self.norm2(h, scale=scale, shift=shift, silu=True)
         h = self.conv2(self.dropout(h))
         return self.skip(x) + h
 
@@ -50,13 +75,19 @@ class AttentionBlock(nn.Module):
     Q = W_Q φ(z_t), K = W_K τ(y), V = W_V τ(y)."""
 
     def __init__(
-        self, channels: int, heads: int = 4, groups: int = 32, context_dim: int | None = None, kernels: str = "auto"
+        self,
+        channels: int,
+        heads: int = 4,
+        groups: int = 32,
+        context_dim: int | None = None,
+        kernels: str = "auto",
+        eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention channels ({channels}) must be divisible by heads ({heads}).")
         self.heads, self.kernels = heads, kernels
-        self.norm = ops.GroupNorm(ops.num_groups_for(channels, groups), channels, backend=kernels)
+        self.norm = ops.GroupNorm(ops.num_groups_for(channels, groups), channels, eps=eps, backend=kernels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
         nn.init.zeros_(self.proj.weight)
@@ -87,24 +118,30 @@ class AttentionBlock(nn.Module):
 
 
 class _Stage(nn.Module):
-    """Residual blocks, each optionally followed by attention, at one resolution."""
+    """Residual blocks, each optionally followed by attention, at one resolution (``attention``: one
+    flag for all blocks, or one per block)."""
 
     def __init__(
         self,
         in_chs: Sequence[int],
         out_ch: int,
         emb_dim: int,
-        attention: bool,
+        attention: bool | Sequence[bool],
         heads: int,
         groups: int,
         dropout: float,
         context_dim: int | None,
         kernels: str,
+        eps: float = 1e-5,
+        additive_emb: bool = False,
     ) -> None:
         super().__init__()
-        self.res = nn.ModuleList(ResidualBlock(c, out_ch, emb_dim, groups, dropout, kernels) for c in in_chs)
+        flags = [attention] * len(in_chs) if isinstance(attention, bool) else list(attention)
+        self.res = nn.ModuleList(
+            ResidualBlock(c, out_ch, emb_dim, groups, dropout, kernels, eps, additive_emb) for c in in_chs
+        )
         self.attn = nn.ModuleList(
-            AttentionBlock(out_ch, heads, groups, context_dim, kernels) if attention else nn.Identity() for _ in in_chs
+            AttentionBlock(out_ch, heads, groups, context_dim, kernels, eps) if a else nn.Identity() for a in flags
         )
 
     def block(self, i: int, x: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
@@ -141,6 +178,94 @@ class UpBlock(_Stage):
         return x
 
 
+class DDPMDownLevel(_Stage):
+    """One level of DDPM's down path (Ho et al. 2020): ``depth`` residual blocks whose outputs are all
+    kept as skips, then, except at the lowest level, a stride-2 3×3 conv whose output is a skip too.
+    ``same_padding`` pads one zero row/column at the bottom/right as TensorFlow's "SAME" does (the
+    official code); otherwise the conv pads one on every side (guided-diffusion)."""
+
+    def __init__(self, in_ch: int, out_ch: int, depth: int, downsample: bool, same_padding: bool, **kw) -> None:
+        super().__init__([in_ch] + [out_ch] * (depth - 1), out_ch, **kw)
+        self.pad = (0, 1, 0, 1) if same_padding else (1, 1, 1, 1)
+        self.down = nn.Conv2d(out_ch, out_ch, 3, stride=2) if downsample else None
+
+    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Tensor | None = None) -> Tensor:
+        for i in range(len(self.res)):
+            x = self.block(i, x, emb, context)
+            skips.append(x)
+        if self.down is not None:
+            x = self.down(F.pad(x, self.pad))  # resolution halves
+            skips.append(x)
+        return x
+
+
+class DDPMUpLevel(_Stage):
+    """One level of DDPM's up path (Ho et al. 2020): ``depth + 1`` residual blocks, each taking the
+    next skip concatenated on the channel axis (``skip_chs``: their widths, in pop order), then, except
+    at the top level, nearest upsampling + 3×3 conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, skip_chs: Sequence[int], upsample: bool, **kw) -> None:
+        super().__init__(
+            [c + s for c, s in zip([in_ch] + [out_ch] * (len(skip_chs) - 1), skip_chs, strict=True)], out_ch, **kw
+        )
+        up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.up = up if upsample else None
+
+    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Tensor | None = None) -> Tensor:
+        for i in range(len(self.res)):
+            x = self.block(i, torch.cat([x, skips.pop()], dim=1), emb, context)
+        return x if self.up is None else self.up(x)
+
+
+def timestep_features(t: Tensor, dim: int, flip_sin_to_cos: bool, freq_shift: int, max_period: float = 1e4) -> Tensor:
+    """Sinusoidal timestep features as DDPM's ``get_timestep_embedding`` (Ho et al. 2020) and diffusers write
+    them: ω_i = max_period^(−i / (dim/2 − freq_shift)), features [sin(t·ω), cos(t·ω)] (``flip_sin_to_cos``:
+    [cos, sin], with ``freq_shift=0`` this is guided-diffusion's). t: (B,) → (B, dim)."""
+    half = dim // 2
+    exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / (half - freq_shift)
+    args = t[:, None].float() * torch.exp(exponent)[None]  # (B, half)
+    sin, cos = torch.sin(args), torch.cos(args)
+    emb = torch.cat([cos, sin] if flip_sin_to_cos else [sin, cos], dim=-1)
+    return F.pad(emb, (0, dim % 2))
+
+
+class _LayoutTimestepEmbedding(TimestepEmbedding):
+    """`TimestepEmbedding` (same parameters) on a layout's own sinusoidal features."""
+
+    def __init__(self, base_dim: int, emb_dim: int, flip_sin_to_cos: bool, freq_shift: int) -> None:
+        super().__init__(base_dim, emb_dim)
+        self.flip_sin_to_cos, self.freq_shift = flip_sin_to_cos, freq_shift
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(timestep_features(t, self.base_dim, self.flip_sin_to_cos, self.freq_shift))
+
+
+# What each paper layout fixes beyond the block structure: the sinusoidal features (diffusers' flip_sin_to_cos,
+# freq_shift), GroupNorm ε, and whether downsampling pads like TensorFlow's "SAME".
+LAYOUTS: dict[str, dict[str, float | bool]] = {
+    "ddpm": {"flip_sin_to_cos": False, "freq_shift": 1, "norm_eps": 1e-6, "same_padding": True},
+}
+
+
+def _ddpm_init(net: nn.Module) -> None:
+    """The official DDPM initialisation: every conv and linear weight Xavier-uniform (TF's variance scaling,
+    fan_avg, uniform), biases zero; the last conv of each residual block, the attention output projection
+    and the output conv zero (``init_scale=0``)."""
+    zero = [net.conv_out]
+    for m in net.modules():
+        if isinstance(m, ResidualBlock):
+            zero.append(m.conv2)
+        elif isinstance(m, AttentionBlock):
+            zero += [m.proj] + ([m.cross] if m.cross is not None else [])
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in zero:
+        nn.init.zeros_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
 class UNet(nn.Module):
     """U-Net ε/v/x₀ network: (B, C, H, W), t (B,) → (B, C_out, H, W).
 
@@ -160,6 +285,13 @@ class UNet(nn.Module):
         num_classes: if set, ``cond["label"]`` (B,) is embedded and added to the timestep embedding;
             label ``num_classes`` is the null label of classifier-free guidance.
         kernels: ``auto | torch | triton`` — which implementation of GroupNorm/attention runs.
+        layout: ``lecture`` (the default, above) or ``ddpm``: Ho et al. 2020's network, as diffusers'
+            ``UNet2DModel`` builds it. Every level (the last too) has ``depth`` blocks down and
+            ``depth + 1`` up, the middle is res → attention → res at the last level's width, and the
+            official initialisation is used; with ``channels=128, channel_mults=[1, 2, 2, 2],
+            attention_at=[16], heads=1`` at 32×32 it is the paper's CIFAR-10 network (35,746,307
+            parameters). ``experiments/export.py`` writes it as a diffusers folder.
+        norm_eps: GroupNorm ε; ``None`` takes the layout's (1e-5 lecture, 1e-6 DDPM).
     """
 
     def __init__(
@@ -177,26 +309,47 @@ class UNet(nn.Module):
         context_dim: int | None = None,
         num_classes: int | None = None,
         kernels: str = "auto",
+        layout: Literal["lecture", "ddpm"] = "lecture",
+        norm_eps: float | None = None,
     ) -> None:
         super().__init__()
+        if layout not in ("lecture", *LAYOUTS):
+            raise ValueError(f"layout must be one of lecture, {', '.join(LAYOUTS)}; got {layout!r}.")
         levels = len(channel_mults)
         if levels < 2:
             raise ValueError("channel_mults needs at least two levels (one DownBlock and the middle).")
         if image_size % 2 ** (levels - 1):
             raise ValueError(f"image_size {image_size} must be divisible by 2^{levels - 1} for {levels} levels.")
-        self.in_channels, self.image_size = in_channels, image_size
+        self.in_channels, self.image_size, self.layout = in_channels, image_size, layout
         widths = [channels * m for m in channel_mults]
         emb_dim = 4 * channels
+        spec = LAYOUTS.get(layout, {"norm_eps": 1e-5})
+        self.norm_eps = float(spec["norm_eps"] if norm_eps is None else norm_eps)
         kw = dict(
             emb_dim=emb_dim, heads=heads, groups=norm_groups, dropout=dropout, context_dim=context_dim, kernels=kernels
         )
-        self.time_embed = TimestepEmbedding(channels, emb_dim)
+        kw.update(eps=self.norm_eps)
+        if layout == "lecture":
+            self.time_embed = TimestepEmbedding(channels, emb_dim)
+        else:
+            kw.update(additive_emb=True)
+            self.time_embed = _LayoutTimestepEmbedding(
+                channels, emb_dim, bool(spec["flip_sin_to_cos"]), int(spec["freq_shift"])
+            )
         self.num_classes = num_classes
         self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         res = [image_size // 2**i for i in range(levels)]
         self.down = nn.ModuleList()
+        if layout != "lecture":
+            self._build_paper_layout(widths, res, depth, attention_at, bool(spec["same_padding"]), kw)
+            self.norm_out = ops.GroupNorm(
+                ops.num_groups_for(widths[0], norm_groups), widths[0], eps=self.norm_eps, backend=kernels
+            )
+            self.conv_out = nn.Conv2d(widths[0], out_channels or in_channels, 3, padding=1)
+            _ddpm_init(self)
+            return
         prev = widths[0]
         for i in range(levels - 1):
             self.down.append(DownBlock(prev, widths[i], depth, attention=res[i] in attention_at, **kw))
@@ -207,10 +360,38 @@ class UNet(nn.Module):
         for i in reversed(range(levels - 1)):
             self.up.append(UpBlock(prev, widths[i], depth, attention=res[i] in attention_at, **kw))
             prev = widths[i]
-        self.norm_out = ops.GroupNorm(ops.num_groups_for(prev, norm_groups), prev, backend=kernels)
+        self.norm_out = ops.GroupNorm(ops.num_groups_for(prev, norm_groups), prev, eps=self.norm_eps, backend=kernels)
         self.conv_out = nn.Conv2d(prev, out_channels or in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+
+    def _build_paper_layout(
+        self,
+        widths: list[int],
+        res: list[int],
+        depth: int,
+        attention_at: Sequence[int],
+        same_padding: bool,
+        kw: dict,
+    ) -> None:
+        """DDPM's levels (``diffusion_tf/models/unet.py``; diffusers' DownBlock2D/AttnDownBlock2D,
+        UNetMidBlock2D, UpBlock2D/AttnUpBlock2D): the skips are the input conv's output, every down
+        block's and every downsampling conv's, popped in reverse by the ``depth + 1`` up blocks."""
+        levels = len(widths)
+        skip_chs, prev = [widths[0]], widths[0]
+        for i in range(levels):
+            down = i < levels - 1
+            self.down.append(
+                DDPMDownLevel(prev, widths[i], depth, down, same_padding, attention=res[i] in attention_at, **kw)
+            )
+            prev = widths[i]
+            skip_chs += [widths[i]] * (depth + down)
+        self.mid = _Stage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
+        self.up = nn.ModuleList()
+        for i in reversed(range(levels)):
+            pops = [skip_chs.pop() for _ in range(depth + 1)]
+            self.up.append(DDPMUpLevel(prev, widths[i], pops, i > 0, attention=res[i] in attention_at, **kw))
+            prev = widths[i]
 
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         context = (cond or {}).get("context")
@@ -221,7 +402,7 @@ class UNet(nn.Module):
                 labels = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
             emb = emb + self.label_embed(labels)
         h = self.conv_in(x)  # (B, w0, H, W)
-        skips: list[Tensor] = []
+        skips: list[Tensor] = [] if self.layout == "lecture" else [h]  # DDPM's up path also takes conv_in's output
         for block in self.down:
             h = block(h, emb, skips, context)  # resolution halves
         for i in range(len(self.mid.res)):
