@@ -54,13 +54,14 @@ def shipped_fit_args(root: Path, name: str, steps: int) -> list[str]:
 
 
 def kill_during_saves(root: Path, kills: int, tmpdir: str | None) -> dict:
-    """SIGKILL a fit that writes last.ckpt after every step at random moments; after each kill,
-    is there a last.ckpt, does it load, and was a write cut short (a temporary file left)?"""
+    """SIGKILL a fit that writes last.ckpt after every step, in the middle of a write (the moment
+    its temporary file appears) on even kills and at a random moment on odd ones; after each kill,
+    is there a last.ckpt, does it load, and did the kill cut a write short (a temporary file left)?"""
     env = dict(ENV, **({"TMPDIR": tmpdir} if tmpdir else {}))
     rng = random.Random(0)
     loadable, cut_writes, steps = 0, 0, []
     ckpt = root / "kill" / "version_0" / "checkpoints" / "last.ckpt"
-    for _ in range(kills):
+    for k in range(kills):
         args = shipped_fit_args(root, "kill", 10_000)
         if ckpt.exists():
             args += ["--ckpt_path", str(ckpt)]
@@ -70,11 +71,17 @@ def kill_during_saves(root: Path, kills: int, tmpdir: str | None) -> dict:
         start = time.time()  # wait for this process's first save, then kill at a random moment of the next ones
         while (not ckpt.exists() or ckpt.stat().st_mtime_ns == before) and time.time() - start < 180:
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.5))
+        if k % 2 == 0:  # mid-write: as soon as the next temporary file exists
+            deadline = time.time() + 30
+            while not any(ckpt.parent.glob(".last.ckpt.*.tmp")) and time.time() < deadline:
+                time.sleep(0.0005)
+        else:
+            time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        cut_writes += sum(1 for p in ckpt.parent.glob(".last.ckpt.*.tmp"))
-        for leftover in ckpt.parent.glob(".last.ckpt.*.tmp"):
+        leftovers = list(ckpt.parent.glob(".last.ckpt.*.tmp"))
+        cut_writes += bool(leftovers)
+        for leftover in leftovers:
             leftover.unlink()
         try:
             steps.append(torch.load(ckpt, weights_only=True)["global_step"])
@@ -103,7 +110,8 @@ def outcome(proc: subprocess.CompletedProcess, marker: Path) -> dict:
 
 def main() -> None:
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:  # on the repository's filesystem
+    (ROOT / "runs").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "runs") as tmp:  # on the repository's filesystem, git-ignored
         root = Path(tmp)
         good_root = root / "good"
         assert cli("fit", *tiny_diffusion_args(good_root, max_steps=20)).returncode == 0
