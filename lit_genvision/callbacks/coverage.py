@@ -47,7 +47,9 @@ class ClassCoverage(L.Callback):
         ema = find_ema(trainer)
         with rng_preserved(), ema.swapped(pl_module) if ema is not None else torch.no_grad():
             for start in range(0, self.num, 250):
-                scorer.update(pl_module.sample(min(250, self.num - start), generator=g).cpu())
+                n = min(250, self.num - start)
+                cond = pl_module.sample_cond(n, None, offset=start)  # labels i mod K over all num samples
+                scorer.update(pl_module.sample(n, cond=cond, generator=g).cpu())
         values = scorer.compute()
         trainer.callback_metrics.update({f"val/{k}": torch.tensor(v) for k, v in values.items()})
         for logger in trainer.loggers:

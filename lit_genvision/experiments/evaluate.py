@@ -29,6 +29,8 @@ from lit_genvision.experiments.sample import (
     add_sampling_arguments,
     check_sampling_arguments,
     configure_sampling,
+    generate_batches,
+    parse_labels,
     progress_bar,
     resolve_device,
 )
@@ -194,6 +196,31 @@ def launch_ranks(args: argparse.Namespace) -> None:
         args.device = str(fabric.device)
 
 
+def evaluation_batches(
+    model,
+    args: argparse.Namespace,
+    sampler: object | None,
+    labels: Tensor | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> Iterator[tuple[int, Tensor, Tensor | None]]:
+    """The (batch index, images, labels) that ``evaluate`` scores on this rank, drawn by the seed
+    rule of ``sample`` (``generate_batches``): batch b from its own seed (seed, b), ranks taking
+    every world-th batch, so the generated set, and so every score, does not depend on the number
+    of processes, and ``sample --seed S`` writes the images ``evaluate --seed S`` scores."""
+    return generate_batches(
+        model,
+        args.num_samples,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        steps=args.steps,
+        sampler=sampler,
+        labels=labels,
+        rank=rank,
+        world=world,
+    )
+
+
 def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> list[dict[str, Any]]:
     rank = dist_rank_world()[0]
     store = ResultsStore(args.store) if rank == 0 else None  # open (and check) the store before spending time
@@ -229,23 +256,15 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
             metrics.append("label_agreement")  # a conditional digits model: does it draw the digit asked for?
         scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], args)
         sampler = configure_sampling(model, args)
-        kwargs = {"sampler": sampler} if sampler is not None else {}
+        labels = parse_labels(getattr(args, "label", None), args.num_samples, model.num_classes)
         rank, world = dist_rank_world()
-        # Batch b is generated from its own seed (seed, b) and ranks take every world-th batch, so
-        # the generated set, and so every score, does not depend on the number of processes.
         parts = []
         with progress_bar() as progress:
             task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=args.num_samples)
-            for b, first in enumerate(range(0, args.num_samples, args.batch_size)):
-                if b % world != rank:
-                    continue
-                n = min(args.batch_size, args.num_samples - first)
-                g = torch.Generator(device=model.device).manual_seed(args.seed * 1_000_003 + b)
-                cond = model.sample_cond(n, None)
-                images = model.sample(n, cond=cond, steps=args.steps, generator=g, **kwargs).cpu()
+            for b, images, batch_labels in evaluation_batches(model, args, sampler, labels, rank, world):
                 nfe = model.sampling_protocol(args.steps, sampler)[1]
-                parts.append((b, [s.extractor(images) for s in scorers], cond["label"].cpu() if cond else None, nfe))
-                progress.advance(task, n * world)
+                parts.append((b, [s.extractor(images) for s in scorers], batch_labels, nfe))
+                progress.advance(task, len(images) * world)
         parts = gather_to_rank0(parts)
         if rank != 0:
             return []

@@ -6,6 +6,7 @@ from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
+from lit_genvision.models.pretrained import freeze, load_model, load_pretrained, record_pretrained
 
 __all__ = [
     "AutoencoderModel",
@@ -17,4 +18,8 @@ __all__ = [
     "ODESampler",
     "GenerativeModel",
     "PlatformModule",
+    "freeze",
+    "load_model",
+    "load_pretrained",
+    "record_pretrained",
 ]

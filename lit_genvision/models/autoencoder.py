@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,8 @@ class _Latent:
     encoder: nn.Module
     decoder: nn.Module
     reconstruction: Reconstruction
+    #: What the EMA averages: both halves (``sample`` decodes; the latent tools encode and decode).
+    ema_modules: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
 
     def encode(self, x: Tensor) -> Tensor:
         """The latent code of images in [-1, 1] (the mean for a VAE)."""
@@ -165,10 +167,16 @@ class VAEModel(_Latent, GenerativeModel):
         cond: dict | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        sampler: object | None = None,
+        guidance: float | None = None,
         noise: Tensor | None = None,
-        **_: Any,
+        temperature: float | None = None,
     ) -> Tensor:
-        """Decode z ~ N(0, I): (num, C, H, W) in [-1, 1]."""
+        """Decode z ~ N(0, I) (or ``noise``, a batch of latents): (num, C, H, W) in [-1, 1].
+
+        One decoder pass of an unconditional model: every other option is refused.
+        """
+        self.refuse_options(cond=cond, steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
         if noise is None:
             noise = randn_like(torch.empty(num, self.latent_dim, device=self.device), generator)
         with self.eval_mode(self):

@@ -109,11 +109,20 @@ class GenerativeModel(PlatformModule):
             return None
         return {"label": drop_labels(batch["label"], self.label_dropout, self.num_classes)}
 
-    def sample_cond(self, num: int, cond: dict | None) -> dict | None:
-        """The given condition, or balanced labels 0, 1, …, K−1, 0, … for a conditional model."""
-        if cond is not None or not self.num_classes:
+    def sample_cond(self, num: int, cond: dict | None, *, offset: int = 0) -> dict | None:
+        """The given condition, or balanced labels for a conditional model: sample i of the run
+        gets label i mod K, where this batch's first sample is sample ``offset`` of the run (so a
+        run split into batches has the same labels as one batch)."""
+        if cond is not None:
+            if not self.num_classes:
+                raise ValueError(
+                    f"{type(self).__name__} is not class-conditional (its network has no num_classes), "
+                    "so it takes no condition; omit cond."
+                )
             return cond
-        return {"label": torch.arange(num, device=self.device) % self.num_classes}
+        if not self.num_classes:
+            return None
+        return {"label": (offset + torch.arange(num, device=self.device)) % self.num_classes}
 
     def guided_net(self, scale: float | None = None):
         """The network as the samplers call it, with classifier-free guidance when conditional."""
@@ -151,10 +160,44 @@ class GenerativeModel(PlatformModule):
         return None
 
     def sample(
-        self, num: int, *, cond: dict | None = None, steps: int | None = None, generator: torch.Generator | None = None
+        self,
+        num: int,
+        *,
+        cond: dict | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: object | None = None,
+        guidance: float | None = None,
+        noise: Tensor | None = None,
+        temperature: float | None = None,
     ) -> Tensor:
-        """``num`` images (num, C, H, W) in [-1, 1]."""
+        """``num`` images (num, C, H, W) in [-1, 1]: the one sampling protocol of every family.
+
+        Args:
+            num: number of images.
+            cond: the condition, a dict of batch keys (``label`` …); None: balanced labels for a
+                class-conditional model, nothing otherwise.
+            steps: sampler steps (None: the configured sampler's).
+            generator: the random generator of every draw, for reproducible samples.
+            sampler: a sampler from ``make_sampler`` (None: the configured one).
+            guidance: classifier-free guidance scale s (None: ``guidance_scale``).
+            noise: the starting noise (or latent) instead of a fresh draw, e.g. for interpolation.
+            temperature: softmax temperature of a token sampler.
+
+        A family that has no use for an option refuses it when given (``refuse_options``) rather
+        than ignoring it.
+        """
         raise NotImplementedError
+
+    def refuse_options(self, **given: object) -> None:
+        """Refuse, with one sentence, each sampling option given (not None) that this family has no use for."""
+        names = [name for name, value in given.items() if value is not None]
+        if names:
+            options = ", ".join(f"{name}=" for name in names)
+            raise ValueError(
+                f"{type(self).__name__} ({self.family} family) does not take {options} in sample(); omit "
+                f"{'it' if len(names) == 1 else 'them'}."
+            )
 
     def sampling_protocol(self, steps: int | None = None, sampler: object | None = None) -> tuple[str, int]:
         """(sampler description, network evaluations per image) for ``sample`` with these settings."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,8 @@ class Classifier(PlatformModule):
     """
 
     family = "classifier"
+    #: What the EMA averages: the network (not the accuracy metrics).
+    ema_modules: ClassVar[tuple[str, ...]] = ("net",)
     requires = ("image", "label")
 
     def __init__(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +47,8 @@ class DiffusionModel(GenerativeModel):
     """
 
     family = "diffusion"
+    #: What the EMA averages: the denoising network (the schedule has no weights).
+    ema_modules: ClassVar[tuple[str, ...]] = ("net",)
 
     def __init__(
         self,
@@ -120,15 +122,23 @@ class DiffusionModel(GenerativeModel):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         sampler: Sampler | None = None,
+        guidance: float | None = None,
         noise: Tensor | None = None,
+        temperature: float | None = None,
         callback: StepCallback | None = None,
     ) -> Tensor:
-        """Draw x_T ~ N(0, I) (or use ``noise``) and run the sampler; returns (num, C, H, W) in [-1, 1]."""
+        """Draw x_T ~ N(0, I) (or use ``noise``) and run the sampler; returns (num, C, H, W) in [-1, 1].
+
+        ``callback`` (diffusion only) sees every step of the sampler; ``temperature`` is refused.
+        """
+        self.refuse_options(temperature=temperature)
+        if guidance is not None and not self.num_classes:
+            self.refuse_options(guidance=guidance)
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
         with self.eval_mode(self.net):
             x = (sampler or self.sampler)(
-                self.guided_net(),
+                self.guided_net(guidance),
                 self.schedule,
                 noise,
                 steps=steps,

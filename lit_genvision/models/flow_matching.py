@@ -3,7 +3,7 @@ ODE solver from noise (t = 1) to data (t = 0). It reuses the diffusion U-Net unc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +67,8 @@ class FlowMatchingModel(GenerativeModel):
     """
 
     family = "flow_matching"
+    #: What the EMA averages: the velocity network.
+    ema_modules: ClassVar[tuple[str, ...]] = ("net",)
 
     def __init__(
         self,
@@ -128,14 +130,21 @@ class FlowMatchingModel(GenerativeModel):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         sampler: ODESampler | None = None,
+        guidance: float | None = None,
         noise: Tensor | None = None,
-        callback: Any = None,
+        temperature: float | None = None,
     ) -> Tensor:
-        """Integrate dx/dt = v_θ(x, t) from x_1 ~ N(0, I) at t = 1 to t = 0; (num, C, H, W) in [-1, 1]."""
+        """Integrate dx/dt = v_θ(x, t) from x_1 ~ N(0, I) at t = 1 to t = 0; (num, C, H, W) in [-1, 1].
+
+        The solvers draw no noise of their own, so ``generator`` only draws x_1; ``temperature`` is refused.
+        """
+        self.refuse_options(temperature=temperature)
+        if guidance is not None and not self.num_classes:
+            self.refuse_options(guidance=guidance)
         sampler = sampler or self.sampler
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
-        net, cond = self.guided_net(), self.sample_cond(len(noise), cond)
+        net, cond = self.guided_net(guidance), self.sample_cond(len(noise), cond)
         with self.eval_mode(self.net):
             result = solve(
                 sampler.solver,

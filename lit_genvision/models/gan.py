@@ -8,7 +8,7 @@ reaches the frozen network. Note: ``trainer.max_steps`` counts optimiser steps o
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,8 @@ class GANModel(GenerativeModel):
     """
 
     family = "gan"
+    #: What the EMA averages: the generator samples; the discriminator is never averaged.
+    ema_modules: ClassVar[tuple[str, ...]] = ("generator",)
 
     def __init__(
         self,
@@ -155,10 +157,16 @@ class GANModel(GenerativeModel):
         cond: dict | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        sampler: object | None = None,
+        guidance: float | None = None,
         noise: Tensor | None = None,
-        **_: Any,
+        temperature: float | None = None,
     ) -> Tensor:
-        """G(z), z ~ N(0, I) (labels balanced over the classes unless ``cond`` gives them)."""
+        """G(z), z ~ N(0, I) (labels balanced over the classes unless ``cond`` gives them).
+
+        One generator pass: ``steps``, ``sampler``, ``guidance`` and ``temperature`` are refused.
+        """
+        self.refuse_options(steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
         z = noise if noise is not None else self._z(num, generator)
         cond = self.sample_cond(len(z), cond)
         with self.eval_mode(self.generator):

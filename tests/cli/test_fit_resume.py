@@ -35,12 +35,22 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path):
     assert not (tmp_path / "split" / "version_1").exists()
 
 
-def test_ema_differs_from_weights_and_lags_them(tiny_checkpoint):
-    ckpt = _load(tiny_checkpoint)
-    ema = ckpt["callbacks"]["EMA"]
-    assert ema["num_updates"] == ckpt["global_step"] > 0
-    diffs = [(ema["shadow"][k] - v).abs().max() for k, v in ckpt["state_dict"].items() if k in ema["shadow"]]
-    assert max(diffs) > 0
+def test_ema_differs_from_weights_and_lags_them(tiny_checkpoint, tmp_path):
+    """Ten steps past the 20-step checkpoint θ_20, the EMA sits behind the weights θ_30 on the way
+    from θ_20: ‖ema − θ_20‖ < ‖θ_30 − θ_20‖, and ema ≠ θ_30."""
+    before = _load(tiny_checkpoint)
+    main(["fit", *tiny_diffusion_args(tmp_path, "lag", max_steps=30), "--ckpt_path", str(tiny_checkpoint)])
+    after = _load(tmp_path / "lag" / "version_0" / "checkpoints" / "last.ckpt")
+    ema = after["callbacks"]["EMA"]
+    assert ema["num_updates"] == after["global_step"] == 30  # one update per optimiser step
+    assert set(ema["shadow"]) == {k for k in after["state_dict"] if k.startswith("net.")}
+
+    def flat(tensors: dict) -> torch.Tensor:
+        return torch.cat([tensors[k].double().flatten() for k in sorted(ema["shadow"])])
+
+    shadow, early, late = flat(ema["shadow"]), flat(before["state_dict"]), flat(after["state_dict"])
+    assert (shadow - late).norm() > 0
+    assert (shadow - early).norm() < (late - early).norm()
 
 
 def test_resume_with_another_familys_checkpoint_is_one_clear_error(tiny_checkpoint, tmp_path, capsys):

@@ -1,0 +1,155 @@
+"""Platform models rebuilt from their checkpoints, whole or as frozen parts of a new model.
+
+``load_model`` rebuilds the model a checkpoint holds from the config saved in it (every read goes
+through ``checkpoint_io.load_checkpoint_file``, ``weights_only=True``) and loads its weights, the
+EMA weights and buffers when the run kept an EMA. ``load_pretrained`` does the same for a model
+that builds on another (latent diffusion's first stage, the token prior's tokenizer): the part
+comes back frozen, θ_part fixed, so
+
+    ∂L/∂θ_part = 0 (no gradient), no optimiser state, no EMA, and always in eval mode,
+
+with ``{"path", "sha256"}`` of the checkpoint, which ``record_pretrained`` stores in the new
+model's hyperparameters so the results store can say what it was built on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.cli import instantiate_module
+from torch import nn
+
+from lit_genvision.callbacks.ema import STATE_KEY as EMA_KEY
+from lit_genvision.callbacks.ema import copy_shadow_into, mark_frozen
+from lit_genvision.checkpoint_io import CheckpointError, download, is_url, load_checkpoint_file
+from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformModule
+
+#: Hyperparameter under which ``record_pretrained`` keeps {name: {"path", "sha256"}}; not an init argument.
+PRETRAINED_KEY = "_pretrained"
+
+
+def _checked(ckpt: Any, path: str | Path) -> dict[str, Any]:
+    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a lit-genvision checkpoint (no '{CHECKPOINT_KEY}' entry); "
+            "pass a .ckpt written by `lit-genvision fit`."
+        )
+    return ckpt
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A lit-genvision checkpoint from a local path or a URL, loaded with ``weights_only=True``
+    (``checkpoint_io.load_checkpoint_file``), with one clear sentence for each way it can fail."""
+    return _checked(load_checkpoint_file(path), path)
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 of a local file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_hashed(path: str | Path) -> tuple[dict[str, Any], str]:
+    """The checkpoint and the SHA-256 of exactly the bytes that were loaded (a URL is downloaded once)."""
+    if not is_url(path):
+        ckpt = read_checkpoint(path)
+        return ckpt, sha256(path)
+    local = download(str(path))
+    try:
+        try:
+            ckpt = load_checkpoint_file(local)
+        except CheckpointError as err:
+            raise CheckpointError(str(err).replace(str(local), str(path))) from None
+        return _checked(ckpt, path), sha256(local)
+    finally:
+        local.unlink(missing_ok=True)
+
+
+def _import(qualname: str) -> type:
+    module, _, name = qualname.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+class _StayInEval:
+    """``train()`` of a frozen module: it stays in eval mode (BatchNorm statistics and dropout fixed).
+    A plain object rather than a bound function, so the module still pickles (DDP spawn) and copies."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, mode: bool = True) -> nn.Module:
+        return nn.Module.train(self.module, False)
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Freeze ``module`` in place: requires_grad=False, eval mode for good, left out of the EMA."""
+    module.requires_grad_(False)
+    module.eval()
+    module.train = _StayInEval(module)  # a parent's .train() cannot wake it
+    return mark_frozen(module)
+
+
+def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters an optimiser should get: those that require a gradient (no frozen parts)."""
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def _build(ckpt: dict[str, Any], path: str | Path, *, use_ema: bool, generative: bool) -> PlatformModule:
+    info = ckpt[CHECKPOINT_KEY]
+    cls = _import(info["class"])
+    if generative and not issubclass(cls, GenerativeModel):
+        raise CheckpointError(
+            f"checkpoint {path} holds a {cls.__name__} ({info['family']} family), which has no "
+            "sample(); pass the checkpoint of a generative model."
+        )
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    hparams.pop(PRETRAINED_KEY, None)
+    if "_class_path" not in hparams:
+        raise CheckpointError(
+            f"checkpoint {path} has no saved config (it was not written through `lit-genvision fit`); "
+            f"build {cls.__name__} in Python and load its state_dict instead."
+        )
+    model = instantiate_module(cls, hparams)
+    model.on_load_checkpoint(ckpt)
+    model.load_state_dict(ckpt["state_dict"])
+    ema = (ckpt.get("callbacks") or {}).get(EMA_KEY)
+    if use_ema and ema is not None:
+        try:
+            copy_shadow_into(model, ema["shadow"])  # parameters, and buffers in newer checkpoints
+        except ValueError as err:
+            raise CheckpointError(f"checkpoint {path}: {err}") from None
+    model.ema_loaded = use_ema and ema is not None
+    return model
+
+
+def load_model(
+    path: str | Path, *, use_ema: bool = True, generative: bool = False, frozen: bool = False
+) -> PlatformModule:
+    """Rebuild the model a checkpoint holds from its saved config, load its weights (the EMA
+    weights and buffers when the run kept an EMA and ``use_ema``), and return it in eval mode on
+    the CPU; ``frozen`` also freezes it (see ``freeze``)."""
+    model = _build(read_checkpoint(path), path, use_ema=use_ema, generative=generative)
+    return freeze(model) if frozen else model.eval()
+
+
+def load_pretrained(
+    path: str | Path, *, use_ema: bool = True, generative: bool = False
+) -> tuple[PlatformModule, dict[str, str]]:
+    """A frozen, eval-mode platform model from ``path`` and ``{"path", "sha256"}`` of the checkpoint
+    it came from (pass both to ``record_pretrained``)."""
+    ckpt, digest = _read_hashed(path)
+    model = freeze(_build(ckpt, path, use_ema=use_ema, generative=generative))
+    return model, {"path": str(path), "sha256": digest}
+
+
+def record_pretrained(owner: PlatformModule, name: str, info: dict[str, str]) -> None:
+    """Record which checkpoint ``owner``'s part ``name`` was loaded from in its hyperparameters
+    (``hparams["_pretrained"][name] = {"path", "sha256"}``), so its checkpoints carry it."""
+    owner.hparams.setdefault(PRETRAINED_KEY, {})[name] = dict(info)
