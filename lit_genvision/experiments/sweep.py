@@ -101,7 +101,7 @@ def parameter_grid(parameters: dict[str, Any]) -> list[dict[str, Any]]:
 
 def validate(config: dict[str, Any]) -> None:
     """Reject the sweep before any trial when a parameter or value is not accepted by the CLI."""
-    from lit_genvision.cli import GenVisionCLI
+    from lit_genvision.experiments.fit import GenVisionCLI
 
     base = fit_arguments(config)
     for combo in parameter_grid(config["parameters"]):
@@ -197,7 +197,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from lit_genvision.cli import main as cli
+    from lit_genvision.experiments import evaluate
+    from lit_genvision.experiments.fit import fit as fit_run
     from lit_genvision.experiments.store import ResultsStore
     from sweeps import RunState, SweepRun, next_run
 
@@ -246,7 +247,6 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         started += 1
         version = f"{name}-{pending['name']}"
         fit = [
-            "fit",
             *fit_arguments(config),
             *trial_arguments(pending["config"]),
             *args.extra,
@@ -275,26 +275,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 others = [t for t in trials if t is not pending]
                 callbacks.append(_HyperbandStop(config, others, pending["name"], pending["config"]))
             try:
-                cli(fit, callbacks=callbacks, raise_user_errors=True)
+                fit_run(fit, callbacks=callbacks)
             finally:
                 _finish_wandb_run()
             ckpt = last_checkpoint(run_dir, version)
             if ckpt is None:
                 raise RuntimeError(f"trial {pending['name']} wrote no last.ckpt under {run_dir}")
             store = args.store or str(Path("runs/results.sqlite"))
-            cli(
-                [
-                    "evaluate",
-                    "--ckpt",
-                    str(ckpt),
-                    "--name",
-                    f"{name}/{pending['name']}",
-                    "--store",
-                    store,
-                    "--num-samples",
-                    str(args.num_samples),
-                ]
-            )
+            evaluate.run(_evaluate_options(ckpt=str(ckpt), name=f"{name}/{pending['name']}", store=store,
+                                           num_samples=args.num_samples))  # fmt: skip
             records = [r for r in ResultsStore(store).records(model=f"{name}/{pending['name']}")]
             pending["value"] = _metric_value(config["metric"]["name"], Path(pending.get("log_dir") or run_dir), records)
             pending["state"] = "finished"
@@ -314,6 +303,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             f"({' '.join(trial_arguments(best['config']))})"
         )
     return trials
+
+
+def _evaluate_options(**values: Any) -> argparse.Namespace:
+    """``evaluate``'s options: its defaults, with ``values`` (typed) in place of the given ones."""
+    from lit_genvision.experiments import evaluate
+
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    return argparse.Namespace(**{**vars(parser.parse_args(["--ckpt", str(values["ckpt"])])), **values})
 
 
 def _finish_wandb_run() -> None:
