@@ -23,7 +23,7 @@ def test_config_instantiates(path, tmp_path):
     assert all(k in cli.datamodule.provides for k in cli.model.requires)
 
 
-def test_every_field_is_overridable(tmp_path):
+def test_model_and_data_init_args_are_overridable_from_the_command_line(tmp_path):
     cfg = CONFIGS[0]
     cli = GenVisionCLI(
         args=[

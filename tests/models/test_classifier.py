@@ -27,7 +27,9 @@ def test_flip_flips_about_half():
     assert 0.4 < flipped < 0.6
 
 
-def test_digits_classifier_config_trains_through_the_cli(classifier_checkpoint):
+def test_digits_classifier_config_fits_its_five_steps_through_the_cli(classifier_checkpoint):
+    # Five steps do not make an accurate classifier (test accuracy stays at chance): this checks the
+    # fit ran them and wrote a classifier checkpoint, not that it learned.
     ckpt = torch.load(classifier_checkpoint, weights_only=True)
     assert ckpt["lit_genvision"]["family"] == "classifier"
     assert ckpt["global_step"] == 5
