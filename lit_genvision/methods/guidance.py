@@ -1,11 +1,22 @@
-"""Class conditioning with label dropout and classifier-free guidance (Ho & Salimans 2022).
+"""Conditioning with per-key dropout and classifier-free guidance (Ho & Salimans 2022).
 
 Convention: guided output = u + s·(c − u), where c and u are the network's conditional and
-unconditional (null-label) outputs. s = 0 is unconditional, s = 1 conditional (no guidance),
+unconditional (null-condition) outputs. s = 0 is unconditional, s = 1 conditional (no guidance),
 s > 1 extrapolates; the paper's w is s − 1. It applies to any prediction (ε, v, x0, velocity).
+
+A model's condition is a dict of batch keys (``label``, a per-sample ``vector`` …). A
+``Conditioning`` says which keys condition a model, with what probability p_k each key is dropped
+in training, and what "dropped" means for it (its ``NullRule``): a label becomes the null class K,
+a vector becomes zeros plus a ``<key>_null`` flag that the network replaces by a learned null
+embedding. Training draws, per key and per sample, drop ~ Bernoulli(p_k); guidance runs the network
+on the condition and on the fully nulled condition and combines them as above.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -22,8 +33,132 @@ def drop_labels(labels: Tensor, p: float, null_label: int, generator: torch.Gene
     return torch.where(drop, torch.full_like(labels, null_label), labels)
 
 
-def classifier_free_guidance(net: Net, scale: float, null_label: int) -> Net:
-    """Wrap ``net`` so that it returns u + s·(c − u); both branches run in one batched call."""
+class NullRule(Protocol):
+    """What dropping a condition key means: ``rule(key, value, drop)`` returns the cond entries
+    that replace ``{key: value}``, with the samples where ``drop`` (B,) is True nulled."""
+
+    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]: ...
+
+
+@dataclass(frozen=True)
+class NullLabel:
+    """A class label y ∈ {0 … K−1} is dropped to the null class K: y' = K if drop else y."""
+
+    null_label: int
+
+    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
+        return {key: torch.where(drop.to(value.device), torch.full_like(value, self.null_label), value)}
+
+
+@dataclass(frozen=True)
+class NullVector:
+    """A per-sample vector v (B, D) is dropped to zeros, and ``<key>_null`` (B,) flags the dropped
+    samples so that the network uses its learned null embedding there (zeros alone could be a
+    genuine condition). A flag already present is kept: null stays null."""
+
+    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
+        drop = drop.to(value.device)
+        flag = drop.view(-1, *([1] * (value.dim() - 1)))
+        return {key: torch.where(flag, torch.zeros_like(value), value), f"{key}_null": drop}
+
+
+@dataclass(frozen=True)
+class CondKey:
+    """One batch key that conditions a model, its training dropout probability and its null rule."""
+
+    key: str
+    dropout: float = 0.0
+    null: NullRule = field(default_factory=NullVector)
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """The keys that condition a model, in the order their dropout is drawn.
+
+    An empty ``Conditioning`` is falsy: the model is unconditional.
+    """
+
+    keys: tuple[CondKey, ...] = ()
+
+    @classmethod
+    def labels(cls, num_classes: int, dropout: float = 0.0) -> Conditioning:
+        """Class labels 0 … K−1 with K the null class: today's label conditioning."""
+        return cls((CondKey("label", dropout, NullLabel(num_classes)),))
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def __iter__(self) -> Iterator[CondKey]:
+        return iter(self.keys)
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        return tuple(k.key for k in self.keys)
+
+    def select(self, batch: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The condition of ``batch`` (its conditioning keys, nothing dropped); None if unconditional."""
+        return {k.key: batch[k.key] for k in self.keys} if self.keys else None
+
+    def drop(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> dict[str, Any] | None:
+        """The training condition: each key k of each sample nulled with probability p_k (see
+        ``drop_condition``)."""
+        cond = self.select(batch)
+        return None if cond is None else drop_condition(cond, self, generator)
+
+    def null(self, cond: Mapping[str, Any], keep: bool = False) -> dict[str, Any]:
+        """``cond`` with every conditioning key present nulled for all samples (``keep``: none
+        nulled, but with the same entries, so that the two can be concatenated)."""
+        out = dict(cond)
+        for spec in self.keys:
+            value = out.get(spec.key)
+            if isinstance(value, Tensor):
+                drop = torch.full((len(value),), not keep, dtype=torch.bool, device=value.device)
+                flag = out.get(f"{spec.key}_null")
+                if keep and isinstance(flag, Tensor):
+                    drop = flag.to(torch.bool)
+                out.update(spec.null(spec.key, value, drop))
+        return out
+
+
+def drop_condition(
+    cond: Mapping[str, Any], conditioning: Conditioning, generator: torch.Generator | None = None
+) -> dict[str, Any]:
+    """Null each conditioning key k of each sample independently: drop_i,k ~ Bernoulli(p_k).
+
+    Keys are drawn in ``conditioning`` order, one uniform per sample, and a key with p_k ≤ 0 draws
+    nothing — so a label-only conditioning makes exactly ``drop_labels``'s draws.
+    """
+    out = dict(cond)
+    for spec in conditioning:
+        value = out.get(spec.key)
+        if spec.dropout <= 0 or not isinstance(value, Tensor):
+            continue
+        gdev = generator.device if generator is not None else value.device
+        drop = (torch.rand((len(value),), generator=generator, device=gdev) < spec.dropout).to(value.device)
+        flag = out.get(f"{spec.key}_null")
+        if isinstance(flag, Tensor):
+            drop = drop | flag.to(drop.device, torch.bool)
+        out.update(spec.null(spec.key, value, drop))
+    return out
+
+
+def _concat(a: Any, b: Any) -> Any:
+    """Two batches of one cond entry, stacked on the batch axis (tensors and lists)."""
+    if isinstance(a, Tensor):
+        return torch.cat([a, b])
+    if isinstance(a, list):
+        return a + b
+    return a
+
+
+def classifier_free_guidance(net: Net, scale: float, null_label: int | Conditioning) -> Net:
+    """Wrap ``net`` so that it returns u + s·(c − u); both branches run in one batched call of 2B.
+
+    ``null_label``: the null class index K (labels only), or a ``Conditioning``, whose every key
+    present in ``cond`` is nulled by its rule in the unconditional branch.
+    """
+    if isinstance(null_label, Conditioning):
+        return _guided(net, scale, null_label)
 
     def guided(x: Tensor, t: Tensor, cond: dict | None) -> Tensor:
         if scale == 1.0 or not cond or "label" not in cond:
@@ -32,6 +167,23 @@ def classifier_free_guidance(net: Net, scale: float, null_label: int) -> Net:
         if scale == 0.0:
             return net(x, t, null)
         both = {k: torch.cat([v, null[k]]) if isinstance(v, Tensor) else v for k, v in cond.items()}
+        c, u = net(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
+        return u + scale * (c - u)
+
+    return guided
+
+
+def _guided(net: Net, scale: float, conditioning: Conditioning) -> Net:
+    """Classifier-free guidance over every key of ``conditioning``."""
+
+    def guided(x: Tensor, t: Tensor, cond: dict | None) -> Tensor:
+        if scale == 1.0 or not cond or not any(k in cond for k in conditioning.batch_keys):
+            return net(x, t, cond)
+        null = conditioning.null(cond)
+        if scale == 0.0:
+            return net(x, t, null)
+        kept = conditioning.null(cond, keep=True)  # same entries as ``null``, nothing nulled
+        both = {k: _concat(v, null[k]) for k, v in kept.items()}
         c, u = net(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
         return u + scale * (c - u)
 

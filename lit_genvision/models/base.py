@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
-from lit_genvision.methods.guidance import classifier_free_guidance, drop_labels
+from lit_genvision.methods.guidance import Conditioning, CondKey, NullLabel, NullVector, classifier_free_guidance
 
 CHECKPOINT_KEY = "lit_genvision"
 
@@ -88,36 +88,59 @@ class PlatformModule(L.LightningModule):
 class GenerativeModel(PlatformModule):
     """A model that generates images through one protocol, used by grids, evaluation and the leaderboard.
 
-    Class conditioning is shared by the families whose network takes ``num_classes``: training
-    drops labels with probability ``label_dropout``; sampling without a condition draws balanced
-    labels; ``guidance_scale`` applies classifier-free guidance (see ``methods.guidance``).
+    Conditioning is a dict of batch keys, declared by ``conditioning``: by default the keys its
+    network takes — ``label`` when it has ``num_classes`` (null class K), ``vector`` when it has
+    ``cond_dim`` (a per-sample vector, null = learned embedding). Training drops key k of each
+    sample with probability p_k (``cond_dropout[k]``, else ``label_dropout``); sampling without a
+    condition draws balanced labels; ``guidance_scale`` applies classifier-free guidance over every
+    conditioning key (see ``methods.guidance``).
     """
 
     label_dropout: float = 0.0
+    #: Per-key dropout probabilities overriding ``label_dropout`` (None: ``label_dropout`` for every key).
+    cond_dropout: dict[str, float] | None = None
     guidance_scale: float = 1.0
 
     @property
     def num_classes(self) -> int | None:
         return getattr(getattr(self, "net", None), "num_classes", None)
 
+    def dropout_of(self, key: str) -> float:
+        """p_k: the probability that condition key ``key`` is dropped in training."""
+        return float((self.cond_dropout or {}).get(key, self.label_dropout))
+
+    @property
+    def conditioning(self) -> Conditioning:
+        """The batch keys that condition this model, each with its dropout and null rule (empty:
+        unconditional). A family whose network takes other conditions overrides this."""
+        keys = []
+        if self.num_classes:
+            keys.append(CondKey("label", self.dropout_of("label"), NullLabel(self.num_classes)))
+        if getattr(getattr(self, "net", None), "cond_dim", None):
+            keys.append(CondKey("vector", self.dropout_of("vector"), NullVector()))
+        return Conditioning(tuple(keys))
+
     def required_keys(self) -> tuple[str, ...]:
-        return self.requires + (("label",) if self.num_classes else ())
+        return self.requires + self.conditioning.batch_keys
 
     def train_cond(self, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
-        """The training condition: labels with dropout to the null label, or None."""
-        if not self.num_classes:
-            return None
-        return {"label": drop_labels(batch["label"], self.label_dropout, self.num_classes)}
+        """The training condition: each conditioning key dropped to its null with probability p_k
+        (labels: to the null label K, as ``drop_labels`` does), or None if unconditional."""
+        return self.conditioning.drop(batch)
+
+    def val_cond(self, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
+        """The validation condition: the batch's conditioning keys, nothing dropped (None if unconditional)."""
+        return self.conditioning.select(batch)
 
     def sample_cond(self, num: int, cond: dict | None, *, offset: int = 0) -> dict | None:
         """The given condition, or balanced labels for a conditional model: sample i of the run
         gets label i mod K, where this batch's first sample is sample ``offset`` of the run (so a
-        run split into batches has the same labels as one batch)."""
+        run split into batches has the same labels as one batch). Other keys left out are null."""
         if cond is not None:
-            if not self.num_classes:
+            if not self.conditioning:
                 raise ValueError(
-                    f"{type(self).__name__} is not class-conditional (its network has no num_classes), "
-                    "so it takes no condition; omit cond."
+                    f"{type(self).__name__} is not class-conditional nor otherwise conditioned (its network has "
+                    "no num_classes or cond_dim), so it takes no condition; omit cond."
                 )
             return cond
         if not self.num_classes:
@@ -125,9 +148,11 @@ class GenerativeModel(PlatformModule):
         return {"label": (offset + torch.arange(num, device=self.device)) % self.num_classes}
 
     def guided_net(self, scale: float | None = None):
-        """The network as the samplers call it, with classifier-free guidance when conditional."""
+        """The network as the samplers call it, with classifier-free guidance over every
+        conditioning key when conditional: u + s·(c − u)."""
         scale = self.guidance_scale if scale is None else scale
-        return classifier_free_guidance(self.net, scale, self.num_classes) if self.num_classes else self.net
+        conditioning = self.conditioning
+        return classifier_free_guidance(self.net, scale, conditioning) if conditioning else self.net
 
     @staticmethod
     @contextmanager
@@ -150,7 +175,7 @@ class GenerativeModel(PlatformModule):
     def guided_protocol(self, sampler_name: str, nfe: int) -> tuple[str, int]:
         """Name and NFE of a sampler run through ``guided_net``: ``+cfgS`` on the name of a
         conditional model, and two network passes per step when 0 < S ≠ 1 (both branches run)."""
-        if not self.num_classes:
+        if not self.conditioning:
             return sampler_name, nfe
         guided = self.guidance_scale not in (0.0, 1.0)
         return f"{sampler_name}+cfg{self.guidance_scale:g}", nfe * (2 if guided else 1)

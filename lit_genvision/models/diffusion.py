@@ -17,7 +17,12 @@ from lit_genvision.models.optim import adamw_with_warmup
 
 
 def check_training_arguments(
-    lr: float, weight_decay: float, warmup_steps: int, label_dropout: float, guidance_scale: float
+    lr: float,
+    weight_decay: float,
+    warmup_steps: int,
+    label_dropout: float,
+    guidance_scale: float,
+    cond_dropout: dict[str, float] | None = None,
 ) -> None:
     """The optimiser and guidance arguments shared by diffusion and flow matching, checked at
     construction (a negative warm-up once trained with a negative learning rate)."""
@@ -26,6 +31,8 @@ def check_training_arguments(
     check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
     check_float("label_dropout", label_dropout, low=0, high=1, hint="it is the probability of a null label")
     check_float("guidance_scale", guidance_scale, hint="pass 1 for plain conditional sampling")
+    for key, p in (cond_dropout or {}).items():
+        check_float(f"cond_dropout[{key!r}]", p, low=0, high=1, hint=f"it is the probability of a null {key}")
 
 
 class DiffusionModel(GenerativeModel):
@@ -34,7 +41,8 @@ class DiffusionModel(GenerativeModel):
     Args:
         net: the denoiser, called as ``net(x_t, t, cond)``; it must expose ``in_channels`` and
             ``image_size`` unless ``image_shape`` is given. A net built with ``num_classes`` makes
-            the model class-conditional.
+            the model class-conditional; one built with ``cond_dim`` conditions it on the batch key
+            ``vector`` (B, cond_dim).
         schedule: the noise schedule (linear, cosine, offset cosine).
         sampler: the default sampler for ``sample`` (DDIM 50 steps if omitted).
         prediction: what the network predicts: ``eps``, ``v`` or ``x0``.
@@ -44,6 +52,8 @@ class DiffusionModel(GenerativeModel):
         label_dropout: probability of training a sample with the null label (classifier-free guidance).
         guidance_scale: default guidance scale s at sampling (0 unconditional, 1 conditional, >1 guided).
         image_shape: (C, H, W) of generated images; read from the network by default.
+        cond_dropout: per-key probability p_k of training with key k nulled (``{"vector": 0.2}``);
+            a key not named drops with ``label_dropout``.
     """
 
     family = "diffusion"
@@ -62,10 +72,11 @@ class DiffusionModel(GenerativeModel):
         label_dropout: float = 0.1,
         guidance_scale: float = 1.0,
         image_shape: tuple[int, int, int] | None = None,
+        cond_dropout: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_config()
-        check_training_arguments(lr, weight_decay, warmup_steps, label_dropout, guidance_scale)
+        check_training_arguments(lr, weight_decay, warmup_steps, label_dropout, guidance_scale, cond_dropout)
         if prediction not in get_args(Prediction):
             raise ValueError(f"prediction must be one of {', '.join(get_args(Prediction))}, got {prediction!r}.")
         self.net = net
@@ -74,6 +85,7 @@ class DiffusionModel(GenerativeModel):
         self.prediction = prediction
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
+        self.cond_dropout = dict(cond_dropout) if cond_dropout else None
         self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -87,7 +99,7 @@ class DiffusionModel(GenerativeModel):
         # A fixed generator per batch makes the validation loss comparable across epochs and
         # leaves the global RNG (and so training) untouched.
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
-        cond = {"label": batch["label"]} if self.num_classes else None
+        cond = self.val_cond(batch)
         loss = diffusion_loss(
             self.net, self.schedule, batch["image"], prediction=self.prediction, cond=cond, generator=g
         )
@@ -132,7 +144,7 @@ class DiffusionModel(GenerativeModel):
         ``callback`` (diffusion only) sees every step of the sampler; ``temperature`` is refused.
         """
         self.refuse_options(temperature=temperature)
-        if guidance is not None and not self.num_classes:
+        if guidance is not None and not self.conditioning:
             self.refuse_options(guidance=guidance)
         if noise is None:
             noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)

@@ -64,6 +64,8 @@ class FlowMatchingModel(GenerativeModel):
         label_dropout: probability of training a sample with the null label.
         guidance_scale: default classifier-free guidance scale at sampling.
         image_shape: (C, H, W) of generated images; read from the network by default.
+        cond_dropout: per-key probability p_k of training with key k nulled; a key not named
+            drops with ``label_dropout``.
     """
 
     family = "flow_matching"
@@ -82,16 +84,18 @@ class FlowMatchingModel(GenerativeModel):
         label_dropout: float = 0.1,
         guidance_scale: float = 1.0,
         image_shape: tuple[int, int, int] | None = None,
+        cond_dropout: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_config()
-        check_training_arguments(lr, weight_decay, warmup_steps, label_dropout, guidance_scale)
+        check_training_arguments(lr, weight_decay, warmup_steps, label_dropout, guidance_scale, cond_dropout)
         if time_sampling not in TIME_SAMPLINGS:
             raise ValueError(f"time_sampling must be uniform or logit_normal, got {time_sampling!r}.")
         self.net, self.path, self.sampler = net, path or LinearPath(), sampler or ODESampler()
         self.time_sampling = time_sampling
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
+        self.cond_dropout = dict(cond_dropout) if cond_dropout else None
         self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
         self.last_nfe = 0
 
@@ -104,7 +108,7 @@ class FlowMatchingModel(GenerativeModel):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
-        cond = {"label": batch["label"]} if self.num_classes else None
+        cond = self.val_cond(batch)
         loss = flow_matching_loss(self.net, self.path, batch["image"], cond=cond, generator=g)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
@@ -139,7 +143,7 @@ class FlowMatchingModel(GenerativeModel):
         The solvers draw no noise of their own, so ``generator`` only draws x_1; ``temperature`` is refused.
         """
         self.refuse_options(temperature=temperature)
-        if guidance is not None and not self.num_classes:
+        if guidance is not None and not self.conditioning:
             self.refuse_options(guidance=guidance)
         sampler = sampler or self.sampler
         if noise is None:

@@ -284,6 +284,10 @@ class UNet(nn.Module):
         context_dim: if set, attention blocks also cross-attend to ``cond["context"]`` (B, M, context_dim).
         num_classes: if set, ``cond["label"]`` (B,) is embedded and added to the timestep embedding;
             label ``num_classes`` is the null label of classifier-free guidance.
+        cond_dim: if set, ``cond["vector"]`` (B, cond_dim) conditions the network: emb ← emb + W·v
+            (a linear projection added to the timestep embedding), and where the vector is absent
+            or flagged dropped by ``cond["vector_null"]`` (B,) a learned null embedding e_∅ is added
+            instead (classifier-free guidance's unconditional branch).
         kernels: ``auto | torch | triton`` — which implementation of GroupNorm/attention runs.
         layout: ``lecture`` (the default, above) or ``ddpm``: Ho et al. 2020's network, as diffusers'
             ``UNet2DModel`` builds it. Every level (the last too) has ``depth`` blocks down and
@@ -308,6 +312,7 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         context_dim: int | None = None,
         num_classes: int | None = None,
+        cond_dim: int | None = None,
         kernels: str = "auto",
         layout: Literal["lecture", "ddpm"] = "lecture",
         norm_eps: float | None = None,
@@ -338,6 +343,10 @@ class UNet(nn.Module):
             )
         self.num_classes = num_classes
         self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        self.cond_dim = cond_dim
+        if cond_dim:  # only then: the default network keeps today's parameters and names
+            self.vector_embed = nn.Linear(cond_dim, emb_dim)
+            self.vector_null = nn.Parameter(torch.zeros(emb_dim))
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         res = [image_size // 2**i for i in range(levels)]
@@ -393,6 +402,17 @@ class UNet(nn.Module):
             self.up.append(DDPMUpLevel(prev, widths[i], pops, i > 0, attention=res[i] in attention_at, **kw))
             prev = widths[i]
 
+    def _vector_embedding(self, cond: dict[str, Tensor], batch: int) -> Tensor:
+        """W·v for each sample, or the learned null embedding e_∅ where v is absent or dropped: (B, emb_dim)."""
+        vector = cond.get("vector")
+        if vector is None:  # no vector given: the null embedding, i.e. the unconditional model
+            return self.vector_null.expand(batch, -1)
+        emb = self.vector_embed(vector.to(self.vector_null.dtype))
+        dropped = cond.get("vector_null")
+        if dropped is not None:
+            emb = torch.where(dropped.to(torch.bool).view(-1, 1), self.vector_null.to(emb.dtype), emb)
+        return emb
+
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         context = (cond or {}).get("context")
         emb = self.time_embed(t)  # (B, emb_dim)
@@ -401,6 +421,8 @@ class UNet(nn.Module):
             if labels is None:  # no label given: the null label, i.e. the unconditional model
                 labels = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
             emb = emb + self.label_embed(labels)
+        if self.cond_dim:
+            emb = emb + self._vector_embedding(cond or {}, x.shape[0])
         h = self.conv_in(x)  # (B, w0, H, W)
         skips: list[Tensor] = [] if self.layout == "lecture" else [h]  # DDPM's up path also takes conv_in's output
         for block in self.down:
