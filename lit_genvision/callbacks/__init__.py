@@ -1,9 +1,10 @@
-"""Training services: EMA, sample grids, RNG state, run summary."""
+"""Training services: EMA, sample grids, quality scores, RNG state, run summary."""
 
 from lit_genvision.callbacks.coverage import ClassCoverage
 from lit_genvision.callbacks.ema import EMA
 from lit_genvision.callbacks.rng import RNGState
 from lit_genvision.callbacks.run_summary import RunSummary
 from lit_genvision.callbacks.sample_grid import SampleGrid
+from lit_genvision.callbacks.scoring import QualityScore
 
-__all__ = ["ClassCoverage", "EMA", "RNGState", "RunSummary", "SampleGrid"]
+__all__ = ["ClassCoverage", "EMA", "QualityScore", "RNGState", "RunSummary", "SampleGrid"]

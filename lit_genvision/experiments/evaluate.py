@@ -35,10 +35,16 @@ from lit_genvision.experiments.sample import (
     resolve_device,
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
-from lit_genvision.metrics.digits import load_digits_extractor
+from lit_genvision.metrics import scoring
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.reference import image_batches
-from lit_genvision.metrics.scoring import METRICS, Scorer, check_sample_count, parse_metrics, reference_scorer
+from lit_genvision.metrics.scoring import (
+    METRICS,
+    Scorer,
+    check_sample_count,
+    parse_metrics,
+    with_label_metrics,
+)
 
 BASELINES = ("real", "noise", "one-class", "mean-image")
 
@@ -60,31 +66,19 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def split_images(datamodule, split: str) -> Tensor:
-    datamodule.setup("fit")
-    try:
-        return datamodule.split(split).images
-    except KeyError:
-        raise ValueError(f"split must be one of {', '.join(datamodule.splits)}, got {split!r}.") from None
-
-
-def build_scorers(metrics: list[str], datamodule, split: str, image_size: int, args) -> list[Scorer]:
-    """One scorer per extractor family the metrics need, each with its cached reference."""
-    scorers = []
-    families = {METRICS[m][0] for m in metrics}
-    reference = None
-    if "digits" in families:
-        if datamodule.name != "digits":
-            raise ValueError(f"digits-FD scores generators of the digits set; this run trained on {datamodule.name}.")
-        reference = split_images(datamodule, split)
-        digits = [m for m in metrics if METRICS[m][0] == "digits"]
-        scorers.append(reference_scorer(load_digits_extractor(16), datamodule.name, split, reference, digits))
-    if "inception" in families:
-        extractor = InceptionExtractor(args.inception_weights, download=args.download_weights)
-        reference = split_images(datamodule, split) if reference is None else reference
-        inception = [m for m in metrics if METRICS[m][0] == "inception"]
-        scorers.append(reference_scorer(extractor, datamodule.name, split, reference, inception, batch_size=64))
-    return scorers
+def build_scorers(
+    metrics: list[str],
+    datamodule,
+    split: str,
+    image_size: int,
+    *,
+    inception_weights: str | Path | None = None,
+    download_weights: bool = False,
+) -> list[Scorer]:
+    """One scorer per registered extractor family the metrics need, each with its cached reference
+    (``metrics.scoring.build_scorers`` with the extractor options ``evaluate`` has)."""
+    options = {"inception_weights": inception_weights, "download_weights": download_weights}
+    return scoring.build_scorers(metrics, datamodule, split, image_size, options)
 
 
 def baseline_images(name: str, datamodule, num: int, seed: int) -> Tensor:
@@ -181,19 +175,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     check_arguments(args, metrics)
     start = time.perf_counter()
     if not args.baseline and (args.devices > 1 or "LOCAL_RANK" in os.environ):
-        launch_ranks(args)
+        args.device = launch_ranks(args.devices, args.device)
     return _run_rank(args, metrics, start)
 
 
-def launch_ranks(args: argparse.Namespace) -> None:
-    """Start (or join, under torchrun) a process group of ``--devices`` processes with Fabric."""
+def launch_ranks(devices: int, device: str = "auto") -> str:
+    """Start (or join, under torchrun) a process group of ``devices`` processes with Fabric.
+
+    Returns the device this rank should use: its own GPU (``cuda:<local rank>``) when ``device``
+    allows CUDA and one is visible, else ``device`` unchanged."""
     import lightning as L
 
-    accelerator = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-    fabric = L.Fabric(accelerator=accelerator, devices=args.devices, strategy="ddp")
+    accelerator = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    fabric = L.Fabric(accelerator=accelerator, devices=devices, strategy="ddp")
     fabric.launch()
-    if accelerator == "cuda":
-        args.device = str(fabric.device)
+    return str(fabric.device) if accelerator == "cuda" else device
 
 
 def evaluation_batches(
@@ -221,17 +217,25 @@ def evaluation_batches(
     )
 
 
+def _extractor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The extractor options of ``evaluate``'s command line, as ``build_scorers`` keywords."""
+    return {
+        "inception_weights": getattr(args, "inception_weights", None),
+        "download_weights": bool(getattr(args, "download_weights", False)),
+    }
+
+
 def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> list[dict[str, Any]]:
     rank = dist_rank_world()[0]
     store = ResultsStore(args.store) if rank == 0 else None  # open (and check) the store before spending time
     common: dict[str, Any] = {"num_samples": args.num_samples, "split": args.split}
     if args.baseline:
         datamodule = DigitsDataModule()
-        scorers = build_scorers(metrics, datamodule, args.split, datamodule.image_size, args)
+        scorers = build_scorers(metrics, datamodule, args.split, datamodule.image_size, **_extractor_options(args))
         repeats = args.repeats if args.baseline == "real" else 1
         runs = []
         for r in range(repeats):
-            fresh = [Scorer(s.extractor, s.reference, s.metrics) for s in scorers]
+            fresh = [s.fresh() for s in scorers]
             images = baseline_images(args.baseline, datamodule, args.num_samples, args.seed + r)
             runs.append(_score(fresh, lambda images=images: image_batches(images, 250)))
         values = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]}
@@ -252,10 +256,17 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
         device = resolve_device(args.device)
         model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(device)
         datamodule = run_datamodule(ckpt)
-        if model.num_classes and "recognised" in metrics and "label_agreement" not in metrics:
-            metrics.append("label_agreement")  # a conditional digits model: does it draw the digit asked for?
-        scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], args)
-        sampler = configure_sampling(model, args)
+        if model.num_classes:
+            metrics = with_label_metrics(metrics)  # e.g. label_agreement: does it draw the digit asked for?
+        scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], **_extractor_options(args))
+        sampler = configure_sampling(
+            model,
+            sampler=args.sampler,
+            guidance=getattr(args, "guidance", None),
+            eta=args.eta,
+            rtol=args.rtol,
+            atol=args.atol,
+        )
         labels = parse_labels(getattr(args, "label", None), args.num_samples, model.num_classes)
         rank, world = dist_rank_world()
         parts = []

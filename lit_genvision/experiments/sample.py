@@ -4,7 +4,6 @@ interpolation row between two seeds."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.data.base import to_uint8
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.methods.interpolation import interpolate_noise
+from lit_genvision.metrics.generation import batch_generator, generate_batches  # noqa: F401  (the seed rule)
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -31,16 +31,25 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images generated at once")
 
 
-def configure_sampling(model, args: argparse.Namespace):
-    """Apply --guidance to the model and build the sampler named by --sampler (None: the model's own)."""
-    if getattr(args, "guidance", None) is not None:
-        check_float("--guidance", args.guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
+def configure_sampling(
+    model,
+    *,
+    sampler: str | None = None,
+    guidance: float | None = None,
+    eta: float = 0.0,
+    rtol: float = 1e-3,
+    atol: float = 1e-3,
+):
+    """Set the classifier-free guidance scale ``guidance`` on the model (None: leave it) and build the
+    sampler named ``sampler`` (None: the model's own) with DDIM's ``eta`` and dopri5's tolerances."""
+    if guidance is not None:
+        check_float("--guidance", guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
         if not model.num_classes:
             raise ValueError(
                 "--guidance needs a class-conditional model; this checkpoint's network has no num_classes."
             )
-        model.guidance_scale = args.guidance
-    return model.make_sampler(args.sampler, eta=args.eta, rtol=args.rtol, atol=args.atol)
+        model.guidance_scale = guidance
+    return model.make_sampler(sampler, eta=eta, rtol=rtol, atol=atol)
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,13 +89,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def batch_generator(seed: int, batch: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """The generator of batch ``batch`` of a run with seed ``seed``: the one seed rule of ``sample``
-    and ``evaluate``. Each batch has its own generator, seeded from (seed, batch), so a batch's
-    images do not depend on which process draws it or on the batches drawn before it."""
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + batch)
-
-
 def parse_labels(text: str | None, num: int, num_classes: int | None) -> Tensor | None:
     """The labels of ``--label``: one class K for every sample, or a comma list with one per sample
     (None when ``text`` is None: the model's balanced labels i mod K)."""
@@ -106,38 +108,6 @@ def parse_labels(text: str | None, num: int, num_classes: int | None) -> Tensor 
     elif len(labels) != num:
         raise ValueError(f"--label lists {len(labels)} labels but {num} samples are asked for; give one or {num}.")
     return torch.tensor(labels, dtype=torch.long)
-
-
-def generate_batches(
-    model,
-    num: int,
-    *,
-    batch_size: int,
-    seed: int,
-    steps: int | None = None,
-    sampler: object | None = None,
-    labels: Tensor | None = None,
-    rank: int = 0,
-    world: int = 1,
-) -> Iterator[tuple[int, Tensor, Tensor | None]]:
-    """(batch index, images (n, C, H, W) on the CPU, labels (n,) or None) for the batches of a run
-    of ``num`` samples that this rank draws (every ``world``-th batch).
-
-    Batch b is drawn with ``batch_generator(seed, b)``; its condition is the slice of ``labels``
-    (from ``--label``) or the model's balanced labels for samples first … first + n − 1, so sample i
-    of the run has label i mod K however the run is batched or sharded.
-    """
-    for b, first in enumerate(range(0, num, batch_size)):
-        if b % world != rank:
-            continue
-        n = min(batch_size, num - first)
-        if labels is not None:
-            cond = {"label": labels[first : first + n].to(model.device)}
-        else:
-            cond = model.sample_cond(n, None, offset=first)
-        g = batch_generator(seed, b, model.device)
-        images = model.sample(n, cond=cond, steps=steps, generator=g, sampler=sampler).cpu()
-        yield b, images, cond["label"].cpu() if cond else None
 
 
 def generate(
@@ -210,7 +180,14 @@ def run(args: argparse.Namespace) -> Path:
     check_writable(args.out, "--out")
     device = resolve_device(args.device)
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
-    sampler = configure_sampling(model, args)
+    sampler = configure_sampling(
+        model,
+        sampler=args.sampler,
+        guidance=getattr(args, "guidance", None),
+        eta=args.eta,
+        rtol=args.rtol,
+        atol=args.atol,
+    )
     labels = parse_labels(getattr(args, "label", None), args.interpolate or args.num, model.num_classes)
     with progress_bar() as progress:
         if args.interpolate:

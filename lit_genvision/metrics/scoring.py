@@ -1,64 +1,49 @@
-"""Scoring generated images against a reference, batch by batch."""
+"""Scoring generated images against a reference, batch by batch.
+
+Which metrics exist, and how each is computed, is the registry's business
+(:mod:`lit_genvision.metrics.registry`, filled by the modules of :mod:`lit_genvision.metrics.families`);
+this module accumulates an extractor's features and asks each requested metric for its value.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
+import torch
 from torch import Tensor
 
-from lit_genvision.metrics.classifier_scores import class_coverage, inception_score, recognised_share
-from lit_genvision.metrics.frechet import FeatureStats, frechet_distance
-from lit_genvision.metrics.kid import kernel_inception_distance
+from lit_genvision.metrics.frechet import FeatureStats
 from lit_genvision.metrics.reference import KID_FEATURES, Reference, image_batches, reference_key, reference_stats
+from lit_genvision.metrics.registry import FAMILIES, METRICS, Metric
 
 #: Feature dimensions of the two extractors (``SmallConvNet(feature_dim=64)`` in metrics/digits.py,
 #: Inception's pool3 in metrics/inception.py): a Fréchet distance needs more samples than these.
 DIGITS_FEATURES = 64
 INCEPTION_FEATURES = 2048
 
-_SINGULAR = "a singular covariance in a {}-dimensional feature space (it needs more samples than dimensions)"
-
-
-class Metric(NamedTuple):
-    """A metric's registration: its extractor family, its direction and the fewest generated
-    samples it can be computed from (checked before anything is sampled)."""
-
-    family: str
-    lower_is_better: bool
-    min_samples: int
-    why: str
-
-
-#: metric name → (extractor family, lower is better, minimum --num-samples, why that minimum)
-METRICS: dict[str, Metric] = {
-    # FeatureStats.finalize refuses n ≤ D: the covariance of n samples has rank ≤ n − 1 < D.
-    "digits_fd": Metric(
-        "digits",
-        True,
-        DIGITS_FEATURES + 1,
-        _SINGULAR.format(DIGITS_FEATURES),
-    ),
-    "recognised": Metric("digits", False, 1, "no images to classify"),
-    "min_class_share": Metric("digits", False, 1, "no images to classify"),
-    "class_entropy": Metric("digits", False, 1, "no images to classify"),
-    "label_agreement": Metric("digits", False, 1, "no images to classify"),
-    # The same rule on Inception's 2048-d features: FID below 2049 samples cannot be computed.
-    "fid": Metric(
-        "inception",
-        True,
-        INCEPTION_FEATURES + 1,
-        _SINGULAR.format(INCEPTION_FEATURES),
-    ),
-    # The unbiased MMD² divides by m(m − 1); the subset size is capped at the sample count.
-    "kid": Metric("inception", True, 2, "no pair of samples for the unbiased MMD² estimate"),
-    # IS averages over 10 splits; a split of one image scores exactly 1 whatever the image.
-    "is": Metric("inception", False, 10, "splits of a single image, whose Inception Score is trivially 1"),
-}
+#: the metrics ``digits_fd`` brings along (its diagnostics; see ``Metric.brings``)
 DIGITS_METRICS = ("digits_fd", "recognised", "min_class_share", "class_entropy")
+
+__all__ = [
+    "DIGITS_FEATURES",
+    "DIGITS_METRICS",
+    "INCEPTION_FEATURES",
+    "METRICS",
+    "Metric",
+    "Scorer",
+    "build_scorers",
+    "check_sample_count",
+    "lower_is_better",
+    "parse_metrics",
+    "reference_scorer",
+    "split_images",
+]
 
 
 def lower_is_better(metric: str) -> bool:
-    return METRICS.get(metric, ("", True))[1]
+    """The registered direction of ``metric`` (True for a name not registered)."""
+    return METRICS[metric].lower_is_better if metric in METRICS else True
 
 
 def check_sample_count(metrics: list[str], num_samples: int) -> None:
@@ -72,22 +57,32 @@ def check_sample_count(metrics: list[str], num_samples: int) -> None:
             )
 
 
-def parse_metrics(text: str) -> list[str]:
-    """``"digits_fd,fid"`` → the metric list; ``digits_fd`` brings its diagnostics along."""
-    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+def parse_metrics(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"digits_fd,fid"`` (or a list of names) → the metric list, each followed by what it brings
+    along (``digits_fd`` its classifier diagnostics)."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = [m.strip().lower() for m in parts if m.strip()]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
         raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}.")
-    if "digits_fd" in names:
-        names += [m for m in DIGITS_METRICS if m not in names]
+    for m in list(names):
+        names += [b for b in METRICS[m].brings if b not in names]
     return names
+
+
+def with_label_metrics(metrics: list[str]) -> list[str]:
+    """``metrics`` plus those registered for a class-conditional generator (``label_agreement``)."""
+    out = list(metrics)
+    for m in metrics:
+        out += [extra for extra in METRICS[m].with_labels if extra not in out]
+    return out
 
 
 class Scorer:
     """Accumulates one extractor's features of generated batches; ``compute`` gives the metrics.
 
-    Fréchet statistics stream (memory flat in N); KID keeps at most 10,000 feature rows and the
-    classifier diagnostics keep the class probabilities.
+    Fréchet statistics stream (memory flat in N); at most 10,000 feature rows are kept (KID), and
+    the class probabilities and the labels asked for are kept (classifier diagnostics).
     """
 
     def __init__(self, extractor, reference: Reference, metrics: list[str]) -> None:
@@ -96,6 +91,10 @@ class Scorer:
         self.kept: list[Tensor] = []
         self.probs: list[Tensor] = []
         self.requested: list[Tensor] = []
+
+    def fresh(self) -> Scorer:
+        """An empty scorer with the same extractor, reference and metrics."""
+        return Scorer(self.extractor, self.reference, self.metrics)
 
     def update(self, images: Tensor, labels: Tensor | None = None) -> None:
         """Add generated images; ``labels`` are the classes they were asked to show, if any."""
@@ -110,24 +109,17 @@ class Scorer:
             self.kept.append(feats.float())
         self.probs.append(probs.float())
 
-    def compute(self) -> dict[str, float]:
-        import torch
+    @property
+    def all_probs(self) -> Tensor:
+        """The class probabilities of every sample seen, (N, classes)."""
+        return torch.cat(self.probs)
 
+    def compute(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        probs = torch.cat(self.probs)
         for metric in self.metrics:
-            if metric in ("digits_fd", "fid"):
-                out[metric] = frechet_distance(self.stats.finalize(), self.reference.stats)
-            elif metric == "kid":
-                out[metric] = kernel_inception_distance(torch.cat(self.kept), self.reference.features)[0]
-            elif metric == "is":
-                out[metric] = inception_score(probs)[0]
-            elif metric == "recognised":
-                out[metric] = recognised_share(probs)
-            elif metric in ("min_class_share", "class_entropy"):
-                out[metric] = class_coverage(probs)[metric]
-            elif metric == "label_agreement" and self.requested:
-                out[metric] = (probs.argmax(1) == torch.cat(self.requested)).double().mean().item()
+            value = METRICS[metric].compute(self)
+            if value is not None:
+                out[metric] = float(value)
         return out
 
 
@@ -137,3 +129,31 @@ def reference_scorer(
     """A scorer against the cached statistics of ``images`` (uint8, the split of ``dataset``)."""
     key = reference_key(dataset, split, images.shape[-1], extractor.name)
     return Scorer(extractor, reference_stats(key, extractor, lambda: image_batches(images, batch_size)), metrics)
+
+
+def split_images(datamodule, split: str) -> Tensor:
+    """The uint8 images of ``split`` of ``datamodule`` (set up for fit)."""
+    datamodule.setup("fit")
+    try:
+        return datamodule.split(split).images
+    except KeyError:
+        raise ValueError(f"split must be one of {', '.join(datamodule.splits)}, got {split!r}.") from None
+
+
+def build_scorers(
+    metrics: list[str],
+    datamodule,
+    split: str,
+    image_size: int,
+    options: Mapping[str, Any] | None = None,
+) -> list[Scorer]:
+    """One scorer per registered family that ``metrics`` need, each against the cached reference
+    statistics of ``split``; ``options`` are handed to every family's ``build``."""
+    by_family: dict[str, list[str]] = {}
+    for m in metrics:
+        by_family.setdefault(METRICS[m].family, []).append(m)
+    return [
+        FAMILIES[family].build(datamodule, split, image_size, by_family[family], options or {})
+        for family in FAMILIES  # registration order, whatever the order of ``metrics``
+        if family in by_family
+    ]
