@@ -24,6 +24,7 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
@@ -154,7 +155,12 @@ class GenVisionCLI(LightningCLI):
             _check_weights_fit(self.model, self._ckpt, self._ckpt_source)
 
     def before_fit(self) -> None:
-        self.trainer.callbacks.extend(self.extra_callbacks)
+        # Extra callbacks join the trainer's; checkpoints stay last (as Lightning orders them), so a
+        # checkpoint that monitors a score sees the one computed at the same step.
+        callbacks = [*self.trainer.callbacks, *self.extra_callbacks]
+        self.trainer.callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)] + [
+            c for c in callbacks if isinstance(c, Checkpoint)
+        ]
         ckpt_path = self.config.get("fit", self.config).get("ckpt_path")
         _continue_in_checkpoint_folder(self.trainer, ckpt_path)
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank asks
