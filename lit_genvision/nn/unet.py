@@ -27,6 +27,9 @@ from torch import Tensor, nn
 from lit_genvision.nn import ops
 from lit_genvision.nn.embeddings import TimestepEmbedding
 
+#: Cross-attention context: tokens (B, M, context_dim), or (tokens, padding mask (B, M), True = keep).
+Context = Tensor | tuple[Tensor, Tensor | None]
+
 
 class ResidualBlock(nn.Module):
     """GN → SiLU → conv → GN modulated by the timestep (x·(1+scale)+shift) → SiLU → conv, plus a
@@ -101,19 +104,21 @@ class AttentionBlock(nn.Module):
             nn.init.zeros_(self.cross.weight)
             nn.init.zeros_(self.cross.bias)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None) -> Tensor:
         q, k, v = (rearrange(a, "b n (h d) -> b h n d", h=self.heads) for a in (q, k, v))
-        out = ops.attention(q, k, v, backend=self.kernels)  # (B, heads, N, d)
+        out = ops.attention(q, k, v, key_padding_mask=key_mask, backend=self.kernels)  # (B, heads, N, d)
         return rearrange(out, "b h n d -> b n (h d)")
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Context | None = None) -> Tensor:
+        """``context``: tokens (B, M, context_dim), or (tokens, padding mask (B, M), True = a real token)."""
         b, c, hgt, wid = x.shape
         tokens = rearrange(self.norm(x), "b c h w -> b (h w) c")
         q, k, v = self.qkv(tokens).chunk(3, dim=-1)
         out = rearrange(x, "b c h w -> b (h w) c") + self.proj(self._attend(q, k, v))
         if self.cross is not None and context is not None:
+            context, context_mask = context if isinstance(context, tuple) else (context, None)
             ck, cv = self.cross_kv(context).chunk(2, dim=-1)  # (B, M, C) each
-            out = out + self.cross(self._attend(self.cross_q(self.cross_norm(out)), ck, cv))
+            out = out + self.cross(self._attend(self.cross_q(self.cross_norm(out)), ck, cv, context_mask))
         return rearrange(out, "b (h w) c -> b c h w", h=hgt, w=wid)
 
 
@@ -144,7 +149,7 @@ class _Stage(nn.Module):
             AttentionBlock(out_ch, heads, groups, context_dim, kernels, eps) if a else nn.Identity() for a in flags
         )
 
-    def block(self, i: int, x: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
+    def block(self, i: int, x: Tensor, emb: Tensor, context: Context | None) -> Tensor:
         x = self.res[i](x, emb)
         return self.attn[i](x, context) if isinstance(self.attn[i], AttentionBlock) else x
 
@@ -156,7 +161,7 @@ class DownBlock(_Stage):
         super().__init__([in_ch] + [out_ch] * (depth - 1), out_ch, **kw)
         self.down = nn.Conv2d(out_ch, out_ch, 3, stride=2, padding=1)
 
-    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Context | None = None) -> Tensor:
         for i in range(len(self.res)):
             x = self.block(i, x, emb, context)
             skips.append(x)
@@ -171,7 +176,7 @@ class UpBlock(_Stage):
         super().__init__([in_ch + out_ch] + [2 * out_ch] * (depth - 1), out_ch, **kw)
         self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, in_ch, 3, padding=1))
 
-    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Context | None = None) -> Tensor:
         x = self.up(x)
         for i in range(len(self.res)):
             x = self.block(i, torch.cat([x, skips.pop()], dim=1), emb, context)
@@ -189,7 +194,7 @@ class DDPMDownLevel(_Stage):
         self.pad = (0, 1, 0, 1) if same_padding else (1, 1, 1, 1)
         self.down = nn.Conv2d(out_ch, out_ch, 3, stride=2) if downsample else None
 
-    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Context | None = None) -> Tensor:
         for i in range(len(self.res)):
             x = self.block(i, x, emb, context)
             skips.append(x)
@@ -211,7 +216,7 @@ class DDPMUpLevel(_Stage):
         up = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(out_ch, out_ch, 3, padding=1))
         self.up = up if upsample else None
 
-    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, skips: list[Tensor], context: Context | None = None) -> Tensor:
         for i in range(len(self.res)):
             x = self.block(i, torch.cat([x, skips.pop()], dim=1), emb, context)
         return x if self.up is None else self.up(x)
@@ -415,6 +420,8 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         context = (cond or {}).get("context")
+        if context is not None and (cond or {}).get("context_mask") is not None:
+            context = (context, cond["context_mask"])  # padded text tokens are not attended to
         emb = self.time_embed(t)  # (B, emb_dim)
         if self.label_embed is not None:
             labels = (cond or {}).get("label")

@@ -43,6 +43,23 @@ def test_cross_attention_uses_context():
     assert a.shape == x.shape and (a - b).abs().max() > 1e-4
 
 
+def test_cross_attention_ignores_padded_context_tokens():
+    torch.manual_seed(0)
+    net = UNet(
+        in_channels=1, image_size=8, channels=8, channel_mults=[1, 2], attention_at=[8], context_dim=5, norm_groups=4
+    )
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
+    context, mask = torch.randn(2, 4, 5), torch.tensor([[True, True, False, False], [True, True, True, False]])
+    changed = torch.where(mask[..., None], context, torch.randn(2, 4, 5))  # other values in the padding only
+    a = net(x, t, {"context": context, "context_mask": mask})
+    b = net(x, t, {"context": changed, "context_mask": mask})
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    unmasked = net(x, t, {"context": changed})  # without the mask the padding is attended to
+    assert (unmasked - a).abs().max() > 1e-4
+
+
 def test_timestep_changes_output():
     torch.manual_seed(0)
     net = UNet(in_channels=1, image_size=8, channels=8, channel_mults=[1, 2], norm_groups=4)
