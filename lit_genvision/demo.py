@@ -9,9 +9,15 @@ import argparse
 import time
 from pathlib import Path
 
-from lit_genvision.cli import main
+from lit_genvision.cli import main as cli
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "diffusion" / "digits.yaml"
+
+
+def step(argv: list[str]) -> None:
+    """One step of the demo; a step that fails (its sentence is printed) stops the demo there."""
+    if (rc := cli(argv)) != 0:
+        raise SystemExit(rc)
 
 
 def run(run_dir: Path, max_steps: int | None) -> None:
@@ -28,18 +34,18 @@ def run(run_dir: Path, max_steps: int | None) -> None:
     ]
     if max_steps:
         fit += ["--trainer.max_steps", str(max_steps)]
-    main(fit)
+    step(fit)
     versions = sorted((run_dir / "diffusion-digits").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     ckpt = versions[-1] / "checkpoints" / "last.ckpt"
     grid, interp = run_dir / "samples.png", run_dir / "interpolation.png"
-    main(["sample", "--ckpt", str(ckpt), "--num", "64", "--sampler", "ddim", "--steps", "50", "--out", str(grid)])
-    main(["sample", "--ckpt", str(ckpt), "--interpolate", "10", "--steps", "50", "--out", str(interp)])
+    step(["sample", "--ckpt", str(ckpt), "--num", "64", "--sampler", "ddim", "--steps", "50", "--out", str(grid)])
+    step(["sample", "--ckpt", str(ckpt), "--interpolate", "10", "--steps", "50", "--out", str(interp)])
     for baseline in ("real", "noise", "one-class", "mean-image"):
-        main(["evaluate", "--baseline", baseline, "--store", store])
+        step(["evaluate", "--baseline", baseline, "--store", store])
     for sampler, steps in (("ddim", 20), ("ddim", 50), ("ddpm", 100)):
-        main(["evaluate", "--ckpt", str(ckpt), "--sampler", sampler, "--steps", str(steps), "--store", store])
+        step(["evaluate", "--ckpt", str(ckpt), "--sampler", sampler, "--steps", str(steps), "--store", store])
     name = "/".join(ckpt.resolve().parts[-4:-2]) + " (raw weights)"
-    main(
+    step(
         [
             "evaluate",
             "--ckpt",
@@ -55,7 +61,7 @@ def run(run_dir: Path, max_steps: int | None) -> None:
             store,
         ]
     )
-    main(["leaderboard", "--store", store, "--metric", "digits_fd", "--out", str(run_dir / "leaderboard")])
+    step(["leaderboard", "--store", store, "--metric", "digits_fd", "--out", str(run_dir / "leaderboard")])
     print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s. Outputs:")
     for label, path in [
         ("run folder", versions[-1]),
