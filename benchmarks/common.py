@@ -70,14 +70,13 @@ def save(name: str, payload: dict) -> Path:
 def train_config(name: str, config: str, run_dir: Path, *overrides: str) -> Path:
     """Fit ``config`` (relative to the repository) into ``run_dir/name`` unless that run already has a
     last checkpoint; returns the checkpoint's path."""
-    from lit_genvision.cli import main as cli
+    from lit_genvision.experiments.fit import fit
 
     ckpt = run_dir / name / "version_0" / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         root = Path(__file__).resolve().parents[1]
-        cli(
+        fit(
             [
-                "fit",
                 "--config",
                 str(root / config),
                 *overrides,
