@@ -37,23 +37,25 @@ def train_digits_classifier(image_size: int = 16, seed: int = 0, epochs: int = 3
     idx = split_indices(len(images), 0.1, 0.2, seed=0)
     x_train, y_train = to_unit_range(images[idx["train"]]), labels[idx["train"]]
     x_test, y_test = to_unit_range(images[idx["test"]]), labels[idx["test"]]
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    net = SmallConvNet(1, 10, width=32, feature_dim=64)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = epochs * (len(x_train) // 64)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    net.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x_train), generator=g)
-        for i in range(len(x_train) // 64):
-            b = perm[i * 64 : (i + 1) * 64]
-            x = flip_crop(x_train[b], pad=max(1, image_size // 16), flip=False, generator=g)
-            loss = F.cross_entropy(net(x), y_train[b], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    # Its own RNG stream and gradients on, whoever calls it (a callback under no_grad mid-training).
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)
+        net = SmallConvNet(1, 10, width=32, feature_dim=64)
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+        steps = epochs * (len(x_train) // 64)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+        net.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x_train), generator=g)
+            for i in range(len(x_train) // 64):
+                b = perm[i * 64 : (i + 1) * 64]
+                x = flip_crop(x_train[b], pad=max(1, image_size // 16), flip=False, generator=g)
+                loss = F.cross_entropy(net(x), y_train[b], label_smoothing=0.05)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
     net.eval()
     with torch.no_grad():
         acc = (net(x_test).argmax(1) == y_test).double().mean().item()

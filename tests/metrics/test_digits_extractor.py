@@ -38,3 +38,15 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setattr(digits, "train_digits_classifier", counted)
     ext = load_digits_extractor(16)
     assert calls and path.is_file() and 0 <= ext.test_accuracy <= 1
+
+
+def test_training_the_classifier_works_under_no_grad_and_leaves_the_callers_rng_alone():
+    """A callback builds the extractor mid-training, under no_grad, on a fresh machine (no cache)."""
+    from lit_genvision.metrics.digits import train_digits_classifier
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    with torch.no_grad():
+        net, acc = train_digits_classifier(epochs=1)
+    assert acc > 0.5
+    assert torch.equal(torch.get_rng_state(), before)
