@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LightningCLI
@@ -140,6 +141,11 @@ class GenVisionCLI(LightningCLI):
         except BaseException:
             self._report_failed_run()
             raise
+        # A DDP process that exits with its process group alive can abort in the group's destructor
+        # ("terminate called without an active exception", exit -6): a finished run closes it.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
     def _check_before_run(self, subcommand: str) -> None:
         trainer = self.trainer
