@@ -28,11 +28,11 @@ from lit_genvision.experiments.checkpoints import load_model, run_datamodule
 from lit_genvision.experiments.sample import (
     add_sampling_arguments,
     check_sampling_arguments,
-    configure_sampling,
     generate_batches,
     parse_labels,
     progress_bar,
     resolve_device,
+    sampling_from_arguments,
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
 from lit_genvision.metrics import scoring
@@ -259,14 +259,7 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
         if model.num_classes:
             metrics = with_label_metrics(metrics)  # e.g. label_agreement: does it draw the digit asked for?
         scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], **_extractor_options(args))
-        sampler = configure_sampling(
-            model,
-            sampler=args.sampler,
-            guidance=getattr(args, "guidance", None),
-            eta=args.eta,
-            rtol=args.rtol,
-            atol=args.atol,
-        )
+        sampler = sampling_from_arguments(model, args)
         labels = parse_labels(getattr(args, "label", None), args.num_samples, model.num_classes)
         rank, world = dist_rank_world()
         parts = []

@@ -52,6 +52,18 @@ def configure_sampling(
     return model.make_sampler(sampler, eta=eta, rtol=rtol, atol=atol)
 
 
+def sampling_from_arguments(model, args: argparse.Namespace):
+    """``configure_sampling`` with the options ``add_sampling_arguments`` defined (the argparse edge)."""
+    return configure_sampling(
+        model,
+        sampler=args.sampler,
+        guidance=getattr(args, "guidance", None),
+        eta=args.eta,
+        rtol=args.rtol,
+        atol=args.atol,
+    )
+
+
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by sample and evaluate."""
     p.add_argument(
@@ -180,14 +192,7 @@ def run(args: argparse.Namespace) -> Path:
     check_writable(args.out, "--out")
     device = resolve_device(args.device)
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
-    sampler = configure_sampling(
-        model,
-        sampler=args.sampler,
-        guidance=getattr(args, "guidance", None),
-        eta=args.eta,
-        rtol=args.rtol,
-        atol=args.atol,
-    )
+    sampler = sampling_from_arguments(model, args)
     labels = parse_labels(getattr(args, "label", None), args.interpolate or args.num, model.num_classes)
     with progress_bar() as progress:
         if args.interpolate:
