@@ -16,6 +16,7 @@ fit/validate/test`` install it on every trainer.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -98,6 +99,15 @@ def _load_local(path: Path, map_location: Any, shown: str) -> Any:
             f"checkpoint {shown} is corrupt or truncated ({reason}); use another checkpoint, "
             "e.g. an earlier one from the same run."
         ) from None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a local file, read in 1 MiB chunks (checkpoints, weights files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:

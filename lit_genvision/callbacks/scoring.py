@@ -13,8 +13,7 @@ stream, and so every weight of the run, is the same with or without this callbac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import lightning as L
@@ -24,7 +23,7 @@ from torch import Tensor
 
 from lit_genvision.callbacks.ema import find_ema
 from lit_genvision.callbacks.rng import rng_preserved
-from lit_genvision.metrics.generation import generate_batches
+from lit_genvision.metrics.generation import gather_to_rank0, generate_batches
 from lit_genvision.metrics.scoring import (
     METRICS,
     Scorer,
@@ -33,26 +32,6 @@ from lit_genvision.metrics.scoring import (
     parse_metrics,
     with_label_metrics,
 )
-
-
-@contextmanager
-def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
-def _gather_to_rank0(items: list, world: int) -> list:
-    """Every rank's list concatenated on rank 0 (other ranks get their own list back)."""
-    if world == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return items
-    rank = torch.distributed.get_rank()
-    out: list | None = [None] * world if rank == 0 else None
-    torch.distributed.gather_object(items, out, dst=0)
-    return [x for part in out for x in part] if out is not None else items
 
 
 class QualityScore(L.Callback):
@@ -148,7 +127,8 @@ class QualityScore(L.Callback):
         rank, world = trainer.global_rank, trainer.world_size
         ema = find_ema(trainer)
         parts: list[tuple[int, list[tuple[Tensor, Tensor]], Tensor | None]] = []
-        with rng_preserved(), ema.swapped(pl_module) if ema is not None else nullcontext(), _eval_mode(pl_module):
+        averaged = ema.swapped(pl_module) if ema is not None else nullcontext()
+        with rng_preserved(), averaged, pl_module.eval_mode(pl_module):
             # Inside rng_preserved too: a first use may train the digits classifier (seeded) or set data up.
             scorers = self._build(trainer, pl_module)
             batches = generate_batches(
@@ -162,7 +142,7 @@ class QualityScore(L.Callback):
             )
             for b, images, labels in batches:
                 parts.append((b, [s.extractor(images) for s in scorers], labels))
-        parts = _gather_to_rank0(parts, world)
+        parts = gather_to_rank0(parts)
         values: dict[str, float] = {}
         if trainer.is_global_zero:
             fresh = [s.fresh() for s in scorers]

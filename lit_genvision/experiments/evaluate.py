@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import subprocess
 import time
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
+from lit_genvision.checkpoint_io import sha256_of
 from lit_genvision.checks import check_int, check_writable
 from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.experiments.checkpoints import load_model, run_datamodule
@@ -36,6 +36,7 @@ from lit_genvision.experiments.sample import (
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
 from lit_genvision.metrics import scoring
+from lit_genvision.metrics.generation import dist_rank_world, gather_to_rank0
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.reference import image_batches
 from lit_genvision.metrics.scoring import (
@@ -59,11 +60,8 @@ def git_revision() -> str:
 
 
 def file_hash(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """The checkpoint hash a record carries: the first 16 hex digits of its SHA-256."""
+    return sha256_of(path)[:16]
 
 
 def build_scorers(
@@ -126,23 +124,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="processes to shard generation and features over (Lightning Fabric DDP; also under torchrun)",
     )
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) of an initialised process group, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def gather_to_rank0(items: list) -> list:
-    """Every rank's list, concatenated on rank 0 (other ranks get their own list back)."""
-    rank, world = dist_rank_world()
-    if world == 1:
-        return items
-    out = [None] * world if rank == 0 else None
-    torch.distributed.gather_object(items, out, dst=0)
-    return [x for part in out for x in part] if rank == 0 else items
 
 
 def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor | tuple[Tensor, Tensor]]]) -> dict[str, float]:

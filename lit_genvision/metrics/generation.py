@@ -13,6 +13,23 @@ import torch
 from torch import Tensor
 
 
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised process group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def gather_to_rank0(items: list) -> list:
+    """Every rank's list, concatenated on rank 0 (other ranks get their own list back)."""
+    rank, world = dist_rank_world()
+    if world == 1:
+        return items
+    out = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(items, out, dst=0)
+    return [x for part in out for x in part] if rank == 0 else items
+
+
 def batch_generator(seed: int, batch: int, device: torch.device | str = "cpu") -> torch.Generator:
     """The generator of batch ``batch`` of a run with seed ``seed``: the one seed rule of ``sample``
     and ``evaluate``. Each batch has its own generator, seeded from (seed, batch), so a batch's

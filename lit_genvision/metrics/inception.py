@@ -19,7 +19,6 @@ are never mixed with the standard ones.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from lit_genvision.checkpoint_io import sha256_of
 from lit_genvision.data.base import to_uint8
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -69,15 +69,6 @@ def find_weights(path: str | Path | None = None) -> Path | None:
     if path:
         raise MissingWeightsError(f"Inception weights not found at {path}; pass the path of {WEIGHTS_FILE}.")
     return None
-
-
-def sha256_of(path: str | Path) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _advice() -> str:

@@ -14,7 +14,6 @@ model's hyperparameters so the results store can say what it was built on.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from torch import nn
 
 from lit_genvision.callbacks.ema import STATE_KEY as EMA_KEY
 from lit_genvision.callbacks.ema import copy_shadow_into, mark_frozen
-from lit_genvision.checkpoint_io import CheckpointError, download, is_url, load_checkpoint_file
+from lit_genvision.checkpoint_io import CheckpointError, download, is_url, load_checkpoint_file, sha256_of
 from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformModule
 
 #: Hyperparameter under which ``record_pretrained`` keeps {name: {"path", "sha256"}}; not an init argument.
@@ -46,27 +45,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return _checked(load_checkpoint_file(path), path)
 
 
-def sha256(path: str | Path) -> str:
-    """The SHA-256 of a local file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_hashed(path: str | Path) -> tuple[dict[str, Any], str]:
     """The checkpoint and the SHA-256 of exactly the bytes that were loaded (a URL is downloaded once)."""
     if not is_url(path):
         ckpt = read_checkpoint(path)
-        return ckpt, sha256(path)
+        return ckpt, sha256_of(path)
     local = download(str(path))
     try:
         try:
             ckpt = load_checkpoint_file(local)
         except CheckpointError as err:
             raise CheckpointError(str(err).replace(str(local), str(path))) from None
-        return _checked(ckpt, path), sha256(local)
+        return _checked(ckpt, path), sha256_of(local)
     finally:
         local.unlink(missing_ok=True)
 
