@@ -4,12 +4,20 @@ Convention: guided output = u + s·(c − u), where c and u are the network's co
 unconditional (null-condition) outputs. s = 0 is unconditional, s = 1 conditional (no guidance),
 s > 1 extrapolates; the paper's w is s − 1. It applies to any prediction (ε, v, x0, velocity).
 
-A model's condition is a dict of batch keys (``label``, a per-sample ``vector`` …). A
-``Conditioning`` says which keys condition a model, with what probability p_k each key is dropped
-in training, and what "dropped" means for it (its ``NullRule``): a label becomes the null class K,
-a vector becomes zeros plus a ``<key>_null`` flag that the network replaces by a learned null
-embedding. Training draws, per key and per sample, drop ~ Bernoulli(p_k); guidance runs the network
-on the condition and on the fully nulled condition and combines them as above.
+A model's condition is a dict of batch keys (``label``, a per-sample ``vector``, ``text``,
+``semantic_map``, ``box_labels``, ``mask`` …). A ``Conditioning`` says which keys condition a
+model, with what probability p_k each key is dropped in training, and what "dropped" means for it
+(its ``NullRule``):
+
+- a class label becomes the null class K (``NullLabel``);
+- a per-sample vector becomes zeros plus a ``<key>_null`` flag that the network replaces by a
+  learned null embedding (``NullVector``);
+- a text prompt becomes the empty prompt "" (``NullText``; Stable Diffusion's and Imagen's null);
+- a semantic map becomes all null class K, box labels all padding −1 so that no box is left, an
+  inpainting mask all ones so that every pixel is to be generated (``NullFill``).
+
+Training draws, per key and per sample, drop ~ Bernoulli(p_k); guidance runs the network on the
+condition and on the fully nulled condition and combines them as above.
 """
 
 from __future__ import annotations
@@ -35,9 +43,10 @@ def drop_labels(labels: Tensor, p: float, null_label: int, generator: torch.Gene
 
 class NullRule(Protocol):
     """What dropping a condition key means: ``rule(key, value, drop)`` returns the cond entries
-    that replace ``{key: value}``, with the samples where ``drop`` (B,) is True nulled."""
+    that replace ``{key: value}``, with the samples where ``drop`` (B,) is True nulled. ``value``
+    is a tensor with the batch first, or a list with one entry per sample (text)."""
 
-    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]: ...
+    def __call__(self, key: str, value: Any, drop: Tensor) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class NullLabel:
     null_label: int
 
     def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
-        return {key: torch.where(drop.to(value.device), torch.full_like(value, self.null_label), value)}
+        return NullFill(self.null_label)(key, value, drop)
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,43 @@ class NullVector:
         drop = drop.to(value.device)
         flag = drop.view(-1, *([1] * (value.dim() - 1)))
         return {key: torch.where(flag, torch.zeros_like(value), value), f"{key}_null": drop}
+
+
+@dataclass(frozen=True)
+class NullFill:
+    """Every entry of a dropped sample's value is set to ``fill``: v'_i = fill if drop_i else v_i,
+    for a value of any shape (B, …). A semantic map's null is the null class K (``fill=K``), box
+    labels' is the padding −1 (no box), an inpainting mask's is 1 (nothing known)."""
+
+    fill: float
+
+    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
+        flag = drop.to(value.device).view(-1, *([1] * (value.dim() - 1)))
+        return {key: torch.where(flag, torch.full_like(value, self.fill), value)}
+
+
+@dataclass(frozen=True)
+class NullText:
+    """A prompt is dropped to ``null`` (the empty prompt "" by default), which the text encoder
+    encodes like any prompt; the classifier-free guidance convention of Stable Diffusion."""
+
+    null: str = ""
+
+    def __call__(self, key: str, value: list[str], drop: Tensor) -> dict[str, list[str]]:
+        return {key: [self.null if d else text for text, d in zip(value, drop.tolist(), strict=True)]}
+
+
+def _batch_size(value: Any) -> int | None:
+    """The number of samples of a cond entry (a tensor's first axis, a list's length), or None."""
+    if isinstance(value, Tensor) and value.dim() > 0:
+        return len(value)
+    if isinstance(value, list):
+        return len(value)
+    return None
+
+
+def _device(value: Any) -> torch.device:
+    return value.device if isinstance(value, Tensor) else torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -111,8 +157,9 @@ class Conditioning:
         out = dict(cond)
         for spec in self.keys:
             value = out.get(spec.key)
-            if isinstance(value, Tensor):
-                drop = torch.full((len(value),), not keep, dtype=torch.bool, device=value.device)
+            size = _batch_size(value)
+            if size is not None:
+                drop = torch.full((size,), not keep, dtype=torch.bool, device=_device(value))
                 flag = out.get(f"{spec.key}_null")
                 if keep and isinstance(flag, Tensor):
                     drop = flag.to(torch.bool)
@@ -126,15 +173,17 @@ def drop_condition(
     """Null each conditioning key k of each sample independently: drop_i,k ~ Bernoulli(p_k).
 
     Keys are drawn in ``conditioning`` order, one uniform per sample, and a key with p_k ≤ 0 draws
-    nothing — so a label-only conditioning makes exactly ``drop_labels``'s draws.
+    nothing — so a label-only conditioning makes exactly ``drop_labels``'s draws. A layout drops
+    through its ``box_labels`` alone (all padding −1: no box), so its boxes go with them.
     """
     out = dict(cond)
     for spec in conditioning:
         value = out.get(spec.key)
-        if spec.dropout <= 0 or not isinstance(value, Tensor):
+        size = _batch_size(value)
+        if spec.dropout <= 0 or size is None:
             continue
-        gdev = generator.device if generator is not None else value.device
-        drop = (torch.rand((len(value),), generator=generator, device=gdev) < spec.dropout).to(value.device)
+        gdev = generator.device if generator is not None else _device(value)
+        drop = (torch.rand((size,), generator=generator, device=gdev) < spec.dropout).to(_device(value))
         flag = out.get(f"{spec.key}_null")
         if isinstance(flag, Tensor):
             drop = drop | flag.to(drop.device, torch.bool)

@@ -102,8 +102,14 @@ class GenerativeModel(PlatformModule):
     guidance_scale: float = 1.0
 
     @property
+    def cond_net(self) -> nn.Module | None:
+        """The network whose ``num_classes``/``cond_dim`` say what conditions the model (``net``;
+        a GAN's generator)."""
+        return getattr(self, "net", None)
+
+    @property
     def num_classes(self) -> int | None:
-        return getattr(getattr(self, "net", None), "num_classes", None)
+        return getattr(self.cond_net, "num_classes", None)
 
     def dropout_of(self, key: str) -> float:
         """p_k: the probability that condition key ``key`` is dropped in training."""
@@ -116,7 +122,7 @@ class GenerativeModel(PlatformModule):
         keys = []
         if self.num_classes:
             keys.append(CondKey("label", self.dropout_of("label"), NullLabel(self.num_classes)))
-        if getattr(getattr(self, "net", None), "cond_dim", None):
+        if getattr(self.cond_net, "cond_dim", None):
             keys.append(CondKey("vector", self.dropout_of("vector"), NullVector()))
         return Conditioning(tuple(keys))
 

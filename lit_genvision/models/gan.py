@@ -28,8 +28,10 @@ class GANModel(GenerativeModel):
     """DCGAN / WGAN-GP / conditional GAN, by configuration.
 
     Args:
-        generator: z (B, latent_dim) [, labels] → images in [-1, 1]; exposes ``latent_dim``.
-        discriminator: images [, labels] → scores (B,).
+        generator: ``generator(z, cond)``, z (B, latent_dim) → images in [-1, 1]; exposes
+            ``latent_dim``, and ``num_classes``/``cond_dim`` when conditioned on ``cond["label"]``
+            or ``cond["vector"]``.
+        discriminator: ``discriminator(images, cond)`` → scores (B,), conditioned like the generator.
         loss: ``non_saturating`` (DCGAN), ``minimax``, ``hinge`` or ``wasserstein`` (WGAN).
         gp_weight: λ of the gradient penalty on interpolates (10 for WGAN-GP; 0 = off).
         r1_weight: γ of the R1 penalty on real data (0 = off); the term is γ/2·E‖∇D(x)‖².
@@ -71,14 +73,23 @@ class GANModel(GenerativeModel):
             raise ValueError(f"betas must be two Adam coefficients (beta1, beta2), got {betas!r}.")
         for i, beta in enumerate(betas):
             check_float(f"betas[{i}]", beta, low=0, high=1, high_open=True, hint="Adam betas are in [0, 1)")
+        for attr in ("num_classes", "cond_dim"):
+            g_value, d_value = getattr(generator, attr, None), getattr(discriminator, attr, None)
+            if g_value != d_value:
+                raise ValueError(
+                    f"the generator has {attr}={g_value} but the discriminator {attr}={d_value}; build both "
+                    "with the same conditioning."
+                )
         self.generator, self.discriminator = generator, discriminator
         self.loss_kind, self.gp_weight, self.r1_weight, self.n_critic = loss, gp_weight, r1_weight, n_critic
         self.lr_g, self.lr_d, self.betas = lr_g, lr_d, tuple(betas)
         self.image_shape = tuple(image_shape or (generator.in_channels, generator.image_size, generator.image_size))
 
     @property
-    def num_classes(self) -> int | None:
-        return getattr(self.generator, "num_classes", None)
+    def cond_net(self) -> nn.Module:
+        """The generator says what conditions the GAN (``label``, ``vector``); the discriminator
+        must be built with the same. A GAN learns no null condition: nothing is dropped."""
+        return self.generator
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -91,15 +102,12 @@ class GANModel(GenerativeModel):
         if isinstance(strategy, DDPStrategy):
             strategy._ddp_kwargs["find_unused_parameters"] = True
 
-    def _labels(self, batch: dict[str, Tensor]) -> Tensor | None:
-        return batch["label"] if self.num_classes else None
-
     def _z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return randn_like(torch.empty(n, self.generator.latent_dim, device=self.device), generator)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        real, y = batch["image"], self._labels(batch)
+        real, y = batch["image"], self.conditioning.select(batch)
         n = real.shape[0]
 
         # Discriminator (critic) step, generator frozen.
@@ -138,7 +146,7 @@ class GANModel(GenerativeModel):
         self.log_dict(logs, prog_bar=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        y = self._labels(batch)
+        y = self.conditioning.select(batch)
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
         d_real = self.discriminator(batch["image"], y)
         d_fake = self.discriminator(self.generator(self._z(len(d_real), g), y), y)
@@ -162,7 +170,7 @@ class GANModel(GenerativeModel):
         noise: Tensor | None = None,
         temperature: float | None = None,
     ) -> Tensor:
-        """G(z), z ~ N(0, I) (labels balanced over the classes unless ``cond`` gives them).
+        """G(z, c), z ~ N(0, I); c is ``cond`` (labels balanced over the classes if not given).
 
         One generator pass: ``steps``, ``sampler``, ``guidance`` and ``temperature`` are refused.
         """
@@ -170,4 +178,4 @@ class GANModel(GenerativeModel):
         z = noise if noise is not None else self._z(num, generator)
         cond = self.sample_cond(len(z), cond)
         with self.eval_mode(self.generator):
-            return self.generator(z, cond["label"] if cond else None).clamp(-1, 1)
+            return self.generator(z, cond).clamp(-1, 1)

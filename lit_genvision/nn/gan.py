@@ -1,7 +1,8 @@
 """DCGAN generator and discriminator (Radford et al. 2016), sized by resolution, with optional
-class conditioning: the generator concatenates a label embedding to z; the discriminator adds a
-projection term ⟨embed(y), φ(x)⟩ (Miyato & Koyama 2018). A critic for WGAN-GP uses no BatchNorm
-(``norm: layer`` or ``none``; Gulrajani et al. 2017 §4)."""
+conditioning through the platform's ``cond`` dict: a class label ``cond["label"]`` and/or a
+per-sample vector ``cond["vector"]``. The generator concatenates their embeddings to z; the
+discriminator adds a projection term ⟨embed(c), φ(x)⟩ for each (Miyato & Koyama 2018). A critic
+for WGAN-GP uses no BatchNorm (``norm: layer`` or ``none``; Gulrajani et al. 2017 §4)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _condition(cond: dict[str, Tensor] | None, key: str, owner: str) -> Tensor:
+    """``cond[key]``, which a conditioned network cannot do without (a GAN learns no null condition)."""
+    value = (cond or {}).get(key)
+    if value is None:
+        raise ValueError(f"this {owner} is conditioned on {key!r}: pass cond={{{key!r}: ...}}.")
+    return value
+
+
 def _levels(image_size: int) -> int:
     levels = int(math.log2(image_size // 4))
     if image_size < 8 or 4 * 2**levels != image_size:
@@ -47,10 +56,12 @@ def _levels(image_size: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim) [+ label] → image (B, C, S, S) in [-1, 1].
+    """z (B, latent_dim) [+ cond] → image (B, C, S, S) in [-1, 1].
 
     Linear → (width·2^(L−1), 4, 4), then L up-blocks (transposed conv 4×4 stride 2, or nearest
     upsampling + 3×3 conv) each halving the width, BatchNorm and ReLU, then a 3×3 conv and tanh.
+    With ``num_classes`` the input is [z, E_y] (E a learned label embedding of ``embed_dim``), with
+    ``cond_dim`` also [W·v] (a linear embedding of ``cond["vector"]``).
     """
 
     def __init__(
@@ -62,16 +73,19 @@ class DCGANGenerator(nn.Module):
         upsample: Literal["transpose", "nearest"] = "transpose",
         num_classes: int | None = None,
         embed_dim: int = 16,
+        cond_dim: int | None = None,
     ) -> None:
         super().__init__()
         levels = _levels(image_size)
         self.latent_dim, self.image_size, self.num_classes = latent_dim, image_size, num_classes
+        self.cond_dim = cond_dim
         self.in_channels = out_channels  # the image channels, as for the other generators
         self.label_embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        if cond_dim:  # only then: an unconditioned generator keeps its parameters and names
+            self.vector_embed = nn.Linear(cond_dim, embed_dim)
         c0 = width * 2 ** (levels - 1)
-        self.stem = nn.Sequential(
-            nn.Linear(latent_dim + (embed_dim if num_classes else 0), c0 * 16), nn.BatchNorm1d(c0 * 16), nn.ReLU()
-        )
+        extra = embed_dim * (bool(num_classes) + bool(cond_dim))
+        self.stem = nn.Sequential(nn.Linear(latent_dim + extra, c0 * 16), nn.BatchNorm1d(c0 * 16), nn.ReLU())
         self.c0 = c0
         blocks, c = [], c0
         for _ in range(levels):
@@ -86,18 +100,21 @@ class DCGANGenerator(nn.Module):
         self.out = nn.Conv2d(c, out_channels, 3, padding=1)
         dcgan_init(self)
 
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
+        parts = [z]
         if self.label_embed is not None:
-            if labels is None:
-                raise ValueError("this generator is class-conditional: pass labels.")
-            z = torch.cat([z, self.label_embed(labels)], dim=1)
+            parts.append(self.label_embed(_condition(cond, "label", "generator")))
+        if self.cond_dim:
+            parts.append(self.vector_embed(_condition(cond, "vector", "generator").to(z.dtype)))
+        z = torch.cat(parts, dim=1)
         h = rearrange(self.stem(z), "b (c h w) -> b c h w", c=self.c0, h=4, w=4)
         return self.out(self.blocks(h)).tanh()
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, C, S, S) [+ label] → score (B,): L stride-2 conv blocks (LeakyReLU 0.2) doubling
-    the width, then a linear head; a projection term when class-conditional.
+    """image (B, C, S, S) [+ cond] → score (B,): L stride-2 conv blocks (LeakyReLU 0.2) doubling
+    the width, then a linear head ψ(φ(x)); conditioned, D = ψ(φ) + ⟨E_y, φ⟩ [+ ⟨W·v, φ⟩], the
+    projection discriminator (Miyato & Koyama 2018) for a label and for a vector.
 
     Args:
         in_channels: image channels.
@@ -106,6 +123,7 @@ class DCGANDiscriminator(nn.Module):
         norm: ``batch`` (DCGAN), ``layer`` or ``none`` (WGAN-GP critic).
         spectral_norm: spectral normalisation on every conv and linear (Miyato et al. 2018).
         num_classes: class-conditional with a projection discriminator.
+        cond_dim: conditioned on ``cond["vector"]`` (B, cond_dim) by a linear projection.
     """
 
     def __init__(
@@ -116,6 +134,7 @@ class DCGANDiscriminator(nn.Module):
         norm: Norm = "batch",
         spectral_norm: bool = False,
         num_classes: int | None = None,
+        cond_dim: int | None = None,
     ) -> None:
         super().__init__()
         levels = _levels(image_size)
@@ -134,13 +153,16 @@ class DCGANDiscriminator(nn.Module):
         self.head = wrap(nn.Linear(feat, 1))
         self.num_classes = num_classes
         self.label_embed = wrap(nn.Embedding(num_classes, feat)) if num_classes else None
+        self.cond_dim = cond_dim
+        if cond_dim:
+            self.vector_embed = wrap(nn.Linear(cond_dim, feat, bias=False))
         dcgan_init(self)
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         h = self.body(x)
         out = self.head(h).squeeze(1)
         if self.label_embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is class-conditional: pass labels.")
-            out = out + (self.label_embed(labels) * h).sum(1)
+            out = out + (self.label_embed(_condition(cond, "label", "discriminator")) * h).sum(1)
+        if self.cond_dim:
+            out = out + (self.vector_embed(_condition(cond, "vector", "discriminator").to(h.dtype)) * h).sum(1)
         return out

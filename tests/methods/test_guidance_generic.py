@@ -10,7 +10,9 @@ from torch import Tensor
 from lit_genvision.methods.guidance import (
     Conditioning,
     CondKey,
+    NullFill,
     NullLabel,
+    NullText,
     NullVector,
     classifier_free_guidance,
     drop_condition,
@@ -113,3 +115,59 @@ def test_null_and_kept_conditions_have_the_same_entries():
     assert null["label"].tolist() == [10, 10] and kept["label"].tolist() == [1, 2]
     assert null["vector_null"].all() and not kept["vector_null"].any()
     assert not Conditioning() and Conditioning().select({"image": 1}) is None
+
+
+def _layout_conditioning() -> Conditioning:
+    """Text, a semantic map (null class 5), box labels (null: padding −1) and an inpainting mask (null: 1)."""
+    return Conditioning(
+        (
+            CondKey("text", 0.5, NullText()),
+            CondKey("semantic_map", 0.25, NullFill(5)),
+            CondKey("box_labels", 0.1, NullFill(-1)),
+            CondKey("mask", 0.2, NullFill(1.0)),
+        )
+    )
+
+
+def test_each_key_drops_with_its_own_probability_and_null():
+    n = 8000
+    cond = {
+        "text": [f"a digit {i % 10}" for i in range(n)],
+        "semantic_map": torch.randint(0, 5, (n, 4, 4), generator=torch.Generator().manual_seed(1)),
+        "box_labels": torch.randint(0, 10, (n, 3), generator=torch.Generator().manual_seed(2)),
+        "mask": torch.zeros(n, 1, 4, 4),
+    }
+    dropped = _layout_conditioning().drop(cond, generator=torch.Generator().manual_seed(0))
+    text_null = torch.tensor([t == "" for t in dropped["text"]])
+    map_null = (dropped["semantic_map"] == 5).flatten(1).all(1)
+    box_null = (dropped["box_labels"] == -1).all(1)
+    mask_null = (dropped["mask"] == 1).flatten(1).all(1)
+    for flags, p in ((text_null, 0.5), (map_null, 0.25), (box_null, 0.1), (mask_null, 0.2)):
+        assert abs(flags.float().mean().item() - p) < 0.02
+    # a sample not dropped keeps its value exactly
+    kept = ~map_null
+    assert torch.equal(dropped["semantic_map"][kept], cond["semantic_map"][kept])
+    assert [t for t, d in zip(dropped["text"], text_null.tolist(), strict=True) if not d] == [
+        t for t, d in zip(cond["text"], text_null.tolist(), strict=True) if not d
+    ]
+    # the keys drop independently: the joint rate of two is the product of their rates
+    assert abs((text_null & map_null).float().mean().item() - 0.5 * 0.25) < 0.02
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, 2.0])
+def test_guidance_nulls_text_and_maps_in_the_unconditional_branch(scale):
+    seen: list[dict] = []
+
+    def net(x: Tensor, t: Tensor, cond: dict) -> Tensor:
+        """Output = x + (number of characters of the prompt) + (mean of the map)."""
+        seen.append(cond)
+        chars = torch.tensor([float(len(s)) for s in cond["text"]]).view(-1, 1)
+        return x + chars + cond["semantic_map"].float().mean((1, 2)).view(-1, 1)
+
+    conditioning = Conditioning((CondKey("text", 0.1, NullText()), CondKey("semantic_map", 0.1, NullFill(5))))
+    x, cond = torch.zeros(2, 1), {"text": ["a seven", "a thick one"], "semantic_map": torch.zeros(2, 3, 3)}
+    out = classifier_free_guidance(net, scale, conditioning)(x, torch.zeros(2), cond)
+    c, u = torch.tensor([[7.0], [11.0]]), torch.tensor([[5.0], [5.0]])  # unconditional: "" and the all-5 map
+    torch.testing.assert_close(out, u + scale * (c - u))
+    if scale == 2.0:  # both branches in one call of 2B, prompts concatenated as lists
+        assert len(seen) == 1 and seen[0]["text"] == ["a seven", "a thick one", "", ""]

@@ -1,6 +1,7 @@
 """A model conditioned through the generic ``cond`` path: a diffusion model trained on digits with a
 made-up per-sample condition vector (a rotated one-hot of the label), with per-key dropout, sampled
-with classifier-free guidance over the vector; and the label path unchanged."""
+with classifier-free guidance over the vector; a GAN conditioned on the same vector through the same
+path; and the label path unchanged."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from torch.utils.data import DataLoader, Dataset
 from lit_genvision.data import load_digits_uint8
 from lit_genvision.methods import DDIMSampler, LinearSchedule
 from lit_genvision.methods.guidance import classifier_free_guidance, drop_labels
-from lit_genvision.models import DiffusionModel, FlowMatchingModel
+from lit_genvision.models import DiffusionModel, FlowMatchingModel, GANModel
 from lit_genvision.models.flow_matching import ODESampler
 from lit_genvision.nn import UNet
+from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
 
 DIM = 10
 
@@ -140,3 +142,54 @@ def test_label_conditional_models_drop_and_guide_as_before(family):
     assert cond["label"].tolist() == [0, 1, 2, 3]
     for s in (0.0, 1.0, 2.0):
         assert torch.equal(model.guided_net(s)(x, t, cond), classifier_free_guidance(net, s, 10)(x, t, cond))
+
+
+def gan(**kw) -> GANModel:
+    return GANModel(
+        DCGANGenerator(latent_dim=8, image_size=8, out_channels=1, width=8, **kw),
+        DCGANDiscriminator(in_channels=1, image_size=8, width=8, **kw),
+    )
+
+
+def test_vector_conditional_gan_trains_on_the_vector_through_both_networks():
+    torch.manual_seed(0)
+    model = gan(cond_dim=DIM)
+    assert model.required_keys() == ("image", "vector") and model.conditioning.batch_keys == ("vector",)
+    seen = {"generator": [], "discriminator": []}
+    hooks = [
+        getattr(model, name).register_forward_pre_hook(lambda m, args, name=name: seen[name].append(args[1]))
+        for name in seen
+    ]
+    fit(model, VectorDigitsModule(), steps=6)
+    for hook in hooks:
+        hook.remove()
+    for name, conds in seen.items():  # every call got the batch's vectors, none dropped (a GAN has no null)
+        assert conds and all(set(c) == {"vector"} and c["vector"].shape[1] == DIM for c in conds), name
+    vectors = torch.eye(DIM)[[2, 2, 5]] @ rotation()
+    z = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).expand(3, 8)  # one z, three conditions
+    images = model.sample(3, cond={"vector": vectors}, noise=z)
+    torch.testing.assert_close(images[0], images[1])  # same z, same vector
+    assert (images[0] - images[2]).abs().max() > 100 * (images[0] - images[1]).abs().max()  # another vector
+
+
+def test_gan_without_its_condition_fails_with_one_sentence():
+    model = gan(cond_dim=DIM)
+    with pytest.raises(ValueError, match="conditioned on 'vector': pass cond="):
+        model.sample(2)
+
+
+def test_gan_networks_must_share_their_conditioning():
+    with pytest.raises(ValueError, match="generator has num_classes=10 but the discriminator num_classes=None"):
+        GANModel(DCGANGenerator(8, 8, 1, width=8, num_classes=10), DCGANDiscriminator(1, 8, width=8))
+
+
+def test_label_conditional_gan_sees_the_batch_labels_and_balanced_labels_when_sampling():
+    torch.manual_seed(0)
+    model = gan(num_classes=10)
+    seen: list[dict] = []
+    model.generator.register_forward_pre_hook(lambda m, args: seen.append(args[1]))
+    batch = {"image": torch.zeros(4, 1, 8, 8), "label": torch.tensor([3, 1, 4, 1])}
+    model.validation_step(batch, 0)
+    assert seen[-1]["label"] is batch["label"]
+    model.sample(12)
+    assert seen[-1]["label"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
