@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> Path:
     labels = parse_labels(getattr(args, "label", None), args.interpolate or args.num, model.num_classes)
     with progress_bar() as progress:
         if args.interpolate:
-            shape = (1, *model.image_shape)
+            shape = (1, *model.sample_shape)  # pixels, latents, or z of a GAN or VAE
             a = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
             b = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1))
             noise = interpolate_noise(a, b, args.interpolate).to(model.device)

@@ -14,6 +14,7 @@ from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 from lit_genvision.methods.guidance import Conditioning, CondKey, NullLabel, NullVector, classifier_free_guidance
+from lit_genvision.methods.space import PixelSpace
 
 CHECKPOINT_KEY = "lit_genvision"
 
@@ -100,6 +101,25 @@ class GenerativeModel(PlatformModule):
     #: Per-key dropout probabilities overriding ``label_dropout`` (None: ``label_dropout`` for every key).
     cond_dropout: dict[str, float] | None = None
     guidance_scale: float = 1.0
+
+    def init_space(self, space: nn.Module | None, net: nn.Module, image_shape: tuple[int, ...] | None) -> None:
+        """Set ``space`` (pixels by default; see ``methods.space``), ``image_shape`` — the decoded
+        images' (C, H, W), which ``evaluate`` records — and ``sample_shape``, what the sampler runs
+        on (the network's input: pixels, or latents of a frozen autoencoder). Given ``image_shape``
+        the latent shape follows from the space; otherwise the image shape from the network's."""
+        self.space = space if space is not None else PixelSpace()
+        if image_shape is not None:
+            self.image_shape = tuple(image_shape)
+            self._sample_shape = tuple(self.space.sample_shape(self.image_shape))
+        else:
+            self._sample_shape = (net.in_channels, net.image_size, net.image_size)
+            self.image_shape = tuple(self.space.image_shape(self._sample_shape))
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's starting noise (``sample(noise=)``): the image shape for a
+        pixel model, the latent's for a latent model, z's for a GAN or VAE."""
+        return getattr(self, "_sample_shape", None) or self.image_shape
 
     @property
     def cond_net(self) -> nn.Module | None:
@@ -212,7 +232,7 @@ class GenerativeModel(PlatformModule):
             generator: the random generator of every draw, for reproducible samples.
             sampler: a sampler from ``make_sampler`` (None: the configured one).
             guidance: classifier-free guidance scale s (None: ``guidance_scale``).
-            noise: the starting noise (or latent) instead of a fresh draw, e.g. for interpolation.
+            noise: the starting noise (num, *sample_shape) instead of a fresh draw, e.g. for interpolation.
             temperature: softmax temperature of a token sampler.
 
         A family that has no use for an option refuses it when given (``refuse_options``) rather

@@ -51,9 +51,11 @@ class DiffusionModel(GenerativeModel):
         warmup_steps: linear learning-rate warm-up steps.
         label_dropout: probability of training a sample with the null label (classifier-free guidance).
         guidance_scale: default guidance scale s at sampling (0 unconditional, 1 conditional, >1 guided).
-        image_shape: (C, H, W) of generated images; read from the network by default.
+        image_shape: (C, H, W) of generated images; read from the network (and space) by default.
         cond_dropout: per-key probability p_k of training with key k nulled (``{"vector": 0.2}``);
             a key not named drops with ``label_dropout``.
+        space: where the method runs: ``PixelSpace`` (default; x̂_0 clipped, output clamped) or a
+            ``LatentSpace`` over a frozen autoencoder (no clipping; samples are decoded).
     """
 
     family = "diffusion"
@@ -73,6 +75,7 @@ class DiffusionModel(GenerativeModel):
         guidance_scale: float = 1.0,
         image_shape: tuple[int, int, int] | None = None,
         cond_dropout: dict[str, float] | None = None,
+        space: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -86,11 +89,15 @@ class DiffusionModel(GenerativeModel):
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
         self.cond_dropout = dict(cond_dropout) if cond_dropout else None
-        self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
+        self.init_space(space, net, image_shape)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = diffusion_loss(
-            self.net, self.schedule, batch["image"], prediction=self.prediction, cond=self.train_cond(batch)
+            self.net,
+            self.schedule,
+            self.space.encode(batch["image"]),
+            prediction=self.prediction,
+            cond=self.train_cond(batch),
         )
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -101,7 +108,12 @@ class DiffusionModel(GenerativeModel):
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
         cond = self.val_cond(batch)
         loss = diffusion_loss(
-            self.net, self.schedule, batch["image"], prediction=self.prediction, cond=cond, generator=g
+            self.net,
+            self.schedule,
+            self.space.encode(batch["image"]),
+            prediction=self.prediction,
+            cond=cond,
+            generator=g,
         )
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
@@ -147,7 +159,7 @@ class DiffusionModel(GenerativeModel):
         if guidance is not None and not self.conditioning:
             self.refuse_options(guidance=guidance)
         if noise is None:
-            noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
+            noise = randn_like(torch.empty((num, *self.sample_shape), device=self.device), generator)
         with self.eval_mode(self.net):
             x = (sampler or self.sampler)(
                 self.guided_net(guidance),
@@ -158,5 +170,6 @@ class DiffusionModel(GenerativeModel):
                 prediction=self.prediction,
                 generator=generator,
                 callback=callback,
+                clip=self.space.bounded,
             )
-        return x.clamp(-1, 1)
+        return self.space.decode(x)

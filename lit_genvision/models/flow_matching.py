@@ -63,9 +63,11 @@ class FlowMatchingModel(GenerativeModel):
         warmup_steps: linear learning-rate warm-up steps.
         label_dropout: probability of training a sample with the null label.
         guidance_scale: default classifier-free guidance scale at sampling.
-        image_shape: (C, H, W) of generated images; read from the network by default.
+        image_shape: (C, H, W) of generated images; read from the network (and space) by default.
         cond_dropout: per-key probability p_k of training with key k nulled; a key not named
             drops with ``label_dropout``.
+        space: where the method runs: ``PixelSpace`` (default; output clamped) or a
+            ``LatentSpace`` over a frozen autoencoder (samples are decoded).
     """
 
     family = "flow_matching"
@@ -85,6 +87,7 @@ class FlowMatchingModel(GenerativeModel):
         guidance_scale: float = 1.0,
         image_shape: tuple[int, int, int] | None = None,
         cond_dropout: dict[str, float] | None = None,
+        space: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -96,12 +99,16 @@ class FlowMatchingModel(GenerativeModel):
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
         self.cond_dropout = dict(cond_dropout) if cond_dropout else None
-        self.image_shape = tuple(image_shape or (net.in_channels, net.image_size, net.image_size))
+        self.init_space(space, net, image_shape)
         self.last_nfe = 0
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = flow_matching_loss(
-            self.net, self.path, batch["image"], cond=self.train_cond(batch), time_sampling=self.time_sampling
+            self.net,
+            self.path,
+            self.space.encode(batch["image"]),
+            cond=self.train_cond(batch),
+            time_sampling=self.time_sampling,
         )
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -109,7 +116,7 @@ class FlowMatchingModel(GenerativeModel):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
         cond = self.val_cond(batch)
-        loss = flow_matching_loss(self.net, self.path, batch["image"], cond=cond, generator=g)
+        loss = flow_matching_loss(self.net, self.path, self.space.encode(batch["image"]), cond=cond, generator=g)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
@@ -147,7 +154,7 @@ class FlowMatchingModel(GenerativeModel):
             self.refuse_options(guidance=guidance)
         sampler = sampler or self.sampler
         if noise is None:
-            noise = randn_like(torch.empty((num, *self.image_shape), device=self.device), generator)
+            noise = randn_like(torch.empty((num, *self.sample_shape), device=self.device), generator)
         net, cond = self.guided_net(guidance), self.sample_cond(len(noise), cond)
         with self.eval_mode(self.net):
             result = solve(
@@ -161,4 +168,4 @@ class FlowMatchingModel(GenerativeModel):
                 atol=sampler.atol,
             )
         self.last_nfe = result.nfe
-        return result.x.clamp(-1, 1)
+        return self.space.decode(result.x)

@@ -86,6 +86,11 @@ class GANModel(GenerativeModel):
         self.image_shape = tuple(image_shape or (generator.in_channels, generator.image_size, generator.image_size))
 
     @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """A GAN starts from z (latent_dim,)."""
+        return (self.generator.latent_dim,)
+
+    @property
     def cond_net(self) -> nn.Module:
         """The generator says what conditions the GAN (``label``, ``vector``); the discriminator
         must be built with the same. A GAN learns no null condition: nothing is dropped."""

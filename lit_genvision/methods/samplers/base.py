@@ -53,8 +53,13 @@ class Sampler:
         prediction: Prediction = "eps",
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
+        clip: bool = True,
     ) -> Tensor:
-        """Denoise x_T (B, …) ~ N(0, I) into x_0 (B, …)."""
+        """Denoise x_T (B, …) ~ N(0, I) into x_0 (B, …).
+
+        x̂_0 is clipped to [-1, 1] when the sampler's ``clip_denoised`` and ``clip`` both say so:
+        ``clip`` is the sampling space's (pixels bounded, latents not; see ``methods.space``).
+        """
         if steps is None:
             steps = self.steps if self.steps is not None else schedule.timesteps
         seq = timestep_sequence(schedule.timesteps, steps)
@@ -65,7 +70,7 @@ class Sampler:
             ab_t = schedule.alpha_bar(tt, x)
             ab_prev = schedule.alpha_bar(torch.full_like(tt, t_prev), x) if t_prev >= 0 else torch.ones_like(ab_t)
             x0, eps = to_x0_eps(prediction, x, net(x, tt, cond), ab_t)
-            if self.clip_denoised:
+            if self.clip_denoised and clip:
                 x0 = x0.clamp(-1, 1)
                 eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()  # keep ε̂ consistent with the clipped x̂_0
             x = self.step(x, x0, eps, ab_t, ab_prev, generator)
