@@ -14,7 +14,7 @@ from lit_genvision.checkpoint_io import CheckpointError
 from lit_genvision.data.base import ImageDataModule
 from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.models.base import CHECKPOINT_KEY
-from lit_genvision.models.pretrained import load_model, read_checkpoint
+from lit_genvision.models.pretrained import check_class_paths, load_model, read_checkpoint
 
 __all__ = ["CheckpointError", "load_model", "read_checkpoint", "run_datamodule"]
 
@@ -30,4 +30,5 @@ def run_datamodule(ckpt: str | Path) -> ImageDataModule:
         warnings.warn(f"no data config in {ckpt} or beside it; assuming the digits data module", stacklevel=2)
         return DigitsDataModule()
     path = data.get("class_path", "lit_genvision.data.DigitsDataModule")
+    check_class_paths({"class_path": path, "init_args": data.get("init_args")}, f"the data config of {ckpt}")
     return instantiate_module(ImageDataModule, {"_class_path": path, **(data.get("init_args") or {})})

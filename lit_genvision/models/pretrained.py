@@ -10,11 +10,17 @@ comes back frozen, θ_part fixed, so
 
 with ``{"path", "sha256"}`` of the checkpoint, which ``record_pretrained`` stores in the new
 model's hyperparameters so the results store can say what it was built on.
+
+Rebuilding a model from its saved config imports and calls every class the config names, so a
+checkpoint could name any callable (``subprocess.Popen`` with arguments): ``check_class_paths``
+refuses a class outside the trusted modules — ``lit_genvision`` and ``torch.nn``, plus any that a
+user lists in ``LIT_GENVISION_TRUSTED_MODULES`` — before anything is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,36 @@ from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformM
 
 #: Hyperparameter under which ``record_pretrained`` keeps {name: {"path", "sha256"}}; not an init argument.
 PRETRAINED_KEY = "_pretrained"
+#: Environment variable: more modules (comma-separated) whose classes a checkpoint's config may name.
+TRUSTED_ENV = "LIT_GENVISION_TRUSTED_MODULES"
+
+
+def trusted_modules() -> tuple[str, ...]:
+    """The modules whose classes a checkpoint's saved config may build."""
+    extra = (m.strip() for m in os.environ.get(TRUSTED_ENV, "").split(","))
+    return ("lit_genvision", "torch.nn", *(m for m in extra if m))
+
+
+def _class_paths(config: Any) -> list[str]:
+    """Every ``class_path`` / ``_class_path`` value in a nested config of dicts and lists."""
+    if isinstance(config, dict):
+        found = [v for k, v in config.items() if k in ("class_path", "_class_path") and isinstance(v, str)]
+        return found + [p for v in config.values() for p in _class_paths(v)]
+    if isinstance(config, list | tuple):
+        return [p for v in config for p in _class_paths(v)]
+    return []
+
+
+def check_class_paths(config: Any, source: str | Path) -> None:
+    """Refuse a saved config that names a class outside ``trusted_modules()``: building it would
+    run that class's code."""
+    trusted = trusted_modules()
+    for path in _class_paths(config):
+        if not isinstance(path, str) or not any(path == m or path.startswith(f"{m}.") for m in trusted):
+            raise CheckpointError(
+                f"{source} names the class {path!r}, outside the trusted modules ({', '.join(trusted)}); building "
+                f"it would run its code, so it is refused — if you trust it, add its module to {TRUSTED_ENV}."
+            )
 
 
 def _checked(ckpt: Any, path: str | Path) -> dict[str, Any]:
@@ -92,6 +128,7 @@ def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 def _build(ckpt: dict[str, Any], path: str | Path, *, use_ema: bool, generative: bool) -> PlatformModule:
     info = ckpt[CHECKPOINT_KEY]
+    check_class_paths({"class_path": info["class"], "config": ckpt.get("hyper_parameters")}, f"checkpoint {path}")
     cls = _import(info["class"])
     if generative and not issubclass(cls, GenerativeModel):
         raise CheckpointError(
