@@ -7,6 +7,8 @@ from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
 from lit_genvision.models.pretrained import freeze, load_model, load_pretrained, record_pretrained
+from lit_genvision.models.token_prior import TokenPriorModel
+from lit_genvision.models.tokenizer import VQModel
 
 __all__ = [
     "AutoencoderModel",
@@ -22,4 +24,6 @@ __all__ = [
     "load_model",
     "load_pretrained",
     "record_pretrained",
+    "TokenPriorModel",
+    "VQModel",
 ]

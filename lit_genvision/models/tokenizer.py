@@ -1,0 +1,230 @@
+"""VQModel: an image tokenizer — encoder, quantizer, decoder — optionally trained with a PatchGAN.
+
+x → E(x) = z_e (B, z, h, w) → 1×1 conv → quantizer → z_q, indices (the token grid) → 1×1 conv → D → x̂.
+
+    L_tok = L_rec(x, x̂) + L_quantizer [+ λ · w_adv · L_G(D_φ(x̂))]
+
+with L_rec the L1 (taming-transformers) or squared error per pixel, L_quantizer the quantizer's own
+terms (codebook + commitment, LFQ's entropy, nothing for FSQ), and the adversarial term switched on
+after ``adversarial_start`` tokenizer steps, weighted adaptively at the decoder's last layer W_L
+(Esser et al. 2021, eq. 7):
+
+    λ = ‖∇_{W_L} L_rec‖ / (‖∇_{W_L} L_G‖ + 10⁻⁴),   clamped to [0, 10⁴] and detached.
+
+The discriminator φ trains on the hinge loss of its logit map against real and reconstructed images.
+As for the GAN family, ``trainer.max_steps`` counts the optimiser steps of both once φ trains;
+``tokenizer_steps`` (a buffer, so it resumes) counts the tokenizer's.
+A perceptual (LPIPS) term is not built in: no weights may be downloaded at run time, and none ship.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lit_genvision.checks import check_float, check_int
+from lit_genvision.methods.gan import d_loss, g_loss
+from lit_genvision.methods.quantizers import Quantizer
+from lit_genvision.models.base import PlatformModule
+
+Reconstruction = Literal["l1", "mse"]
+
+
+def last_layer_weight(decoder: nn.Module) -> Tensor:
+    """W_L: the weight of the decoder's last conv or linear layer (where λ is measured)."""
+    layers = [m for m in decoder.modules() if isinstance(m, nn.Conv2d | nn.Linear | nn.ConvTranspose2d)]
+    if not layers:
+        raise ValueError("the decoder has no conv or linear layer to measure the adaptive GAN weight at.")
+    return layers[-1].weight
+
+
+def adaptive_weight(rec_loss: Tensor, g_loss_value: Tensor, weight: Tensor, delta: float = 1e-4) -> Tensor:
+    """λ = ‖∇_W L_rec‖ / (‖∇_W L_G‖ + δ), clamped to [0, 10⁴] and detached (Esser et al. 2021, eq. 7)."""
+    (g_rec,) = torch.autograd.grad(rec_loss, weight, retain_graph=True)
+    (g_gan,) = torch.autograd.grad(g_loss_value, weight, retain_graph=True)
+    return (g_rec.norm() / (g_gan.norm() + delta)).clamp(0.0, 1e4).detach()
+
+
+class VQModel(PlatformModule):
+    """A tokenizer: images ↔ grids of discrete codes (VQ-VAE, VQ-GAN, RVQ, FSQ, LFQ, ViT-VQGAN by config).
+
+    Args:
+        encoder: image → (B, z_channels, h, w); exposes ``z_channels`` (or ``out_channels``).
+        decoder: (B, z_channels, h, w) → image (B, C, S, S), read as [-1, 1].
+        quantizer: any ``methods.quantizers`` quantizer over ``quantizer.dim`` channels at dim 1.
+        discriminator: a PatchGAN (image → logit map); None trains without the adversarial term.
+        reconstruction: ``l1`` (taming-transformers) or ``mse``.
+        adversarial_weight: w_adv multiplying λ·L_G (taming's ``disc_weight``; 0.8 in its configs).
+        adversarial_start: tokenizer steps before the adversarial term and discriminator start.
+        lr: Adam learning rate of the tokenizer (β = 0.5, 0.9 as taming-transformers).
+        lr_d: Adam learning rate of the discriminator (default: ``lr``).
+    """
+
+    family = "tokenizer"
+    requires: ClassVar[tuple[str, ...]] = ("image",)
+    #: What the EMA averages: everything that maps images to tokens and back (never the discriminator).
+    ema_modules: ClassVar[tuple[str, ...]] = ("encoder", "quant_conv", "quantizer", "post_quant_conv", "decoder")
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        quantizer: Quantizer,
+        discriminator: nn.Module | None = None,
+        reconstruction: Reconstruction = "l1",
+        adversarial_weight: float = 0.8,
+        adversarial_start: int = 0,
+        lr: float = 2e-4,
+        lr_d: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_config()
+        self.automatic_optimization = False
+        if reconstruction not in get_args(Reconstruction):
+            raise ValueError(f"reconstruction must be l1 or mse, got {reconstruction!r}.")
+        check_float("adversarial_weight", adversarial_weight, low=0, hint="pass 0 to train without the GAN term")
+        check_int("adversarial_start", adversarial_start, low=0, hint="pass 0 to start the GAN term at once")
+        check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+        if lr_d is not None:
+            check_float("lr_d", lr_d, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+        z_channels = getattr(encoder, "z_channels", None) or getattr(encoder, "out_channels", None)
+        if not isinstance(z_channels, int):
+            raise ValueError("the encoder must expose z_channels (its output channels).")
+        self.encoder, self.decoder, self.quantizer, self.discriminator = encoder, decoder, quantizer, discriminator
+        self.quant_conv = nn.Conv2d(z_channels, quantizer.dim, 1)
+        self.post_quant_conv = nn.Conv2d(quantizer.dim, z_channels, 1)
+        self.reconstruction, self.adversarial_weight, self.adversarial_start = (
+            reconstruction,
+            adversarial_weight,
+            adversarial_start,
+        )
+        self.lr, self.lr_d = lr, lr_d if lr_d is not None else lr
+        self.register_buffer("tokenizer_steps", torch.zeros((), dtype=torch.long))  # resumes with the checkpoint
+
+    # -- the tokenizer interface -------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        size = self.encoder.image_size
+        return (self.encoder.in_channels, size, size)
+
+    @torch.no_grad()
+    def token_shape(self) -> tuple[int, ...]:
+        """The token grid of one image: (h, w), or (h, w, N) for an N-stage residual quantizer."""
+        return tuple(self.encode_indices(torch.zeros(1, *self.image_shape, device=self.device)).shape[1:])
+
+    @property
+    def vocab_size(self) -> int:
+        """Codes per token position (per stage for RVQ): the token prior's vocabulary."""
+        stages = getattr(self.quantizer, "stages", None)
+        quantizer = stages[0] if stages is not None else self.quantizer
+        return int(round(2**quantizer.bits))
+
+    @torch.no_grad()
+    def bits_per_image(self) -> float:
+        """h·w·log2|codebook| (summed over stages): the bits a token grid holds."""
+        h, w = self.token_shape()[:2]
+        return h * w * float(self.quantizer.bits)
+
+    def quantize(self, images: Tensor) -> tuple[Tensor, Tensor, Any]:
+        """(z_q, indices, aux) of images in [-1, 1]."""
+        z_q, indices, aux = self.quantizer(self.quant_conv(self.encoder(images)))
+        return z_q, indices, aux
+
+    def decode_codes(self, z_q: Tensor) -> Tensor:
+        """Raw decoder output from quantized latents (B, quantizer.dim, h, w)."""
+        return self.decoder(self.post_quant_conv(z_q))
+
+    @torch.no_grad()
+    def encode_indices(self, images: Tensor) -> Tensor:
+        """The token grid of images: (B, h, w) long, or (B, h, w, N) for RVQ."""
+        return self.quantize(images)[1]
+
+    @torch.no_grad()
+    def decode_indices(self, indices: Tensor) -> Tensor:
+        """Images in [-1, 1] from a token grid."""
+        return self.decode_codes(self.quantizer.indices_to_codes(indices)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        return self.decode_codes(self.quantize(images)[0]).clamp(-1, 1)
+
+    # -- training ----------------------------------------------------------------------------
+    def _rec_loss(self, x_hat: Tensor, x: Tensor) -> Tensor:
+        return (x_hat - x).abs().mean() if self.reconstruction == "l1" else (x_hat - x).pow(2).mean()
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether this step trains with the GAN term (a discriminator, a weight, past the start)."""
+        return (
+            self.discriminator is not None
+            and self.adversarial_weight > 0
+            and int(self.tokenizer_steps) >= self.adversarial_start
+        )
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        optimizers = self.optimizers()
+        opt, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
+        x = batch["image"]
+        adversarial = self.adversarial
+        z_q, _, aux = self.quantize(x)
+        x_hat = self.decode_codes(z_q)
+        rec = self._rec_loss(x_hat, x)
+        loss = rec + aux.loss
+        logs = {"train/rec_loss": rec, "train/quantizer_loss": aux.loss, **aux.log_dict("train/quantizer/")}
+        if adversarial:
+            if opt_d is not None:
+                self.toggle_optimizer(opt)
+            g = g_loss("hinge", self.discriminator(x_hat))
+            lam = adaptive_weight(rec, g, last_layer_weight(self.decoder))
+            loss = loss + self.adversarial_weight * lam * g
+            logs |= {"train/g_loss": g, "train/adaptive_weight": lam}
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if adversarial:
+            if opt_d is not None:
+                self.untoggle_optimizer(opt)
+                self.toggle_optimizer(opt_d)
+            d_real, d_fake = self.discriminator(x), self.discriminator(x_hat.detach())
+            loss_d = d_loss("hinge", d_real, d_fake)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            opt_d.step()
+            opt_d.zero_grad(set_to_none=True)
+            self.untoggle_optimizer(opt_d)
+            logs |= {"train/d_loss": loss_d, "train/d_real": d_real.mean(), "train/d_fake": d_fake.mean()}
+        self.tokenizer_steps += 1
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict(logs)
+
+    def _evaluate_step(self, batch: dict[str, Tensor], split: str) -> None:
+        x = batch["image"]
+        z_q, _, aux = self.quantize(x)
+        x_hat = self.decode_codes(z_q).clamp(-1, 1)
+        self.log(f"{split}/rec_mse", (x_hat - x).pow(2).mean(), prog_bar=True, sync_dist=True)
+        self.log(f"{split}/rec_l1", (x_hat - x).abs().mean(), sync_dist=True)
+        if aux.perplexity is not None:
+            self.log(f"{split}/perplexity", aux.perplexity.float().mean(), sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate_step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        tokenizer = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
+        opt = torch.optim.Adam(tokenizer, lr=self.lr, betas=(0.5, 0.9))
+        if self.discriminator is None:
+            return opt
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=(0.5, 0.9))
+        return [opt, opt_d]
+
+
+def reconstruction_mse(model: VQModel, images: Tensor) -> float:
+    """Mean squared error per pixel of ``model.reconstruct`` on images in [-1, 1]."""
+    return F.mse_loss(model.reconstruct(images), images).item()

@@ -1,0 +1,84 @@
+"""A causal transformer over a tokenizer's token grid: the prior of VQ-VAE-2 / taming-transformers'
+second stage, and the lecture's DALL-E (images generated as a sequence of discrete tokens).
+
+The grid (h, w) — or (h, w, N) for an N-stage residual quantizer — is read in raster order, the N
+codes of a position depth-first (coarse to fine) before the next position, so the sequence is
+
+    s = [START_y, c_0, c_1, …, c_{L−1}],   L = h·w·N,
+
+and the network models p(c_i | START_y, c_<i) with one softmax over the V codes of the stage that
+position i belongs to (stage i mod N, each stage with its own input embedding). START_y is the class
+token y ∈ {0 … K−1}, or the null token K of an unconditional model (or a dropped label).
+Positions are rotary (RoPE), so the same weights decode step by step with a KV cache.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lit_genvision.nn.transformer import KVCache, Transformer
+
+
+class TokenTransformer(nn.Module):
+    """Causal decoder over codes of ``vocab_size`` (per stage) with class start tokens.
+
+    Args:
+        vocab_size: V, the codes of one stage.
+        length: L = h·w·N, tokens per image.
+        stages: N codes per grid position (1 unless the tokenizer is residual).
+        dim: model width.
+        depth: transformer blocks.
+        heads: attention heads.
+        num_classes: K class start tokens (plus the null token K); None: only the null token.
+        dropout: dropout inside the blocks.
+        kernels: ``auto | torch | triton`` for attention.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        length: int,
+        stages: int = 1,
+        dim: int = 256,
+        depth: int = 8,
+        heads: int = 8,
+        num_classes: int | None = None,
+        dropout: float = 0.0,
+        kernels: str = "auto",
+    ) -> None:
+        super().__init__()
+        if length % stages:
+            raise ValueError(f"length {length} must be a multiple of stages {stages} (h·w·N tokens).")
+        self.vocab_size, self.length, self.stages, self.num_classes = vocab_size, length, stages, num_classes
+        self.start = stages * vocab_size  # id of START_0; START_K (null) is start + K
+        self.embed = nn.Embedding(self.start + (num_classes or 0) + 1, dim)
+        self.transformer = Transformer(depth, dim, heads, dropout=dropout, causal=True, rope=True, kernels=kernels)
+        self.head = nn.Linear(dim, vocab_size)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def start_ids(self, labels: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """START_y (B, 1): the class token of each label (label K or None: the null token)."""
+        if labels is None:
+            return torch.full((batch, 1), self.start + (self.num_classes or 0), device=device, dtype=torch.long)
+        return (self.start + labels.long()).view(-1, 1)
+
+    def code_ids(self, codes: Tensor, first: int) -> Tensor:
+        """Input ids of codes c_first … c_{first+n−1} (B, n): c_j + V·(j mod N), its stage's embedding rows."""
+        stage = (first + torch.arange(codes.shape[1], device=codes.device)) % self.stages
+        return codes.long() + self.vocab_size * stage
+
+    def forward(self, codes: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
+        """Teacher forcing: logits (B, L, V) of every code c_i given START_y and c_<i."""
+        labels = (cond or {}).get("label") if self.num_classes else None
+        ids = torch.cat([self.start_ids(labels, len(codes), codes.device), self.code_ids(codes[:, :-1], 0)], 1)
+        return self.head(self.transformer(self.embed(ids)))
+
+    def step(self, ids: Tensor, cache: list[KVCache]) -> Tensor:
+        """Logits (B, V) of the next code after ``ids`` (B, n), extending the KV ``cache``."""
+        return self.head(self.transformer(self.embed(ids), cache=cache))[:, -1]
+
+    def new_cache(self) -> list[KVCache]:
+        return self.transformer.new_cache()
