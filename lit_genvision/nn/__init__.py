@@ -4,6 +4,7 @@ from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
+from lit_genvision.nn.patchgan import PatchGANDiscriminator
 from lit_genvision.nn.transformer import (
     KVCache,
     RotaryEmbedding,
@@ -14,6 +15,8 @@ from lit_genvision.nn.transformer import (
     sincos_2d,
 )
 from lit_genvision.nn.unet import AttentionBlock, DownBlock, ResidualBlock, UNet, UpBlock
+from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
+from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
     "DCGANDiscriminator",
@@ -36,4 +39,9 @@ __all__ = [
     "apply_rotary",
     "sincos_1d",
     "sincos_2d",
+    "VQGANDecoder",
+    "VQGANEncoder",
+    "ViTDecoder",
+    "ViTEncoder",
+    "PatchGANDiscriminator",
 ]

@@ -36,13 +36,14 @@ class ResidualBlock(nn.Module):
     skip that is a 1×1 conv when the channel count changes.
 
     With ``additive_emb`` the timestep enters as in DDPM (Ho et al. 2020): h + W·SiLU(emb) before the
-    second GroupNorm, instead of the scale/shift modulation."""
+    second GroupNorm, instead of the scale/shift modulation. With ``emb_dim=None`` the block takes no
+    embedding (no ``emb_proj``; the second GroupNorm is plain): the VQGAN encoder/decoder's block."""
 
     def __init__(
         self,
         in_ch: int,
         out_ch: int,
-        emb_dim: int,
+        emb_dim: int | None,
         groups: int = 32,
         dropout: float = 0.0,
         kernels: str = "auto",
@@ -53,7 +54,11 @@ class ResidualBlock(nn.Module):
         self.additive_emb = additive_emb
         self.norm1 = ops.GroupNorm(ops.num_groups_for(in_ch, groups), in_ch, eps=eps, backend=kernels)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.emb_proj = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, out_ch if additive_emb else 2 * out_ch))
+        self.emb_proj = (
+            None
+            if emb_dim is None
+            else nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, out_ch if additive_emb else 2 * out_ch))
+        )
         self.norm2 = ops.GroupNorm(ops.num_groups_for(out_ch, groups), out_ch, eps=eps, backend=kernels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
@@ -61,9 +66,13 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
         h = self.conv1(self.norm1(x, silu=True))  # (B, out, H, W)
-        if self.additive_emb:
+        if self.emb_proj is None:
+            h = self.norm2(h, silu=True)
+        elif emb is None:
+            raise ValueError("this ResidualBlock was built with emb_dim; pass emb=(B, emb_dim).")
+        elif self.additive_emb:
             h = self.norm2(h + self.emb_proj(emb)[:, :, None, None], silu=True)
         else:
             scale, shift = self.emb_proj(emb).chunk(2, dim=1)  # (B, out) each
@@ -130,7 +139,7 @@ class _Stage(nn.Module):
         self,
         in_chs: Sequence[int],
         out_ch: int,
-        emb_dim: int,
+        emb_dim: int | None,
         attention: bool | Sequence[bool],
         heads: int,
         groups: int,
@@ -149,7 +158,7 @@ class _Stage(nn.Module):
             AttentionBlock(out_ch, heads, groups, context_dim, kernels, eps) if a else nn.Identity() for a in flags
         )
 
-    def block(self, i: int, x: Tensor, emb: Tensor, context: Context | None) -> Tensor:
+    def block(self, i: int, x: Tensor, emb: Tensor | None, context: Context | None) -> Tensor:
         x = self.res[i](x, emb)
         return self.attn[i](x, context) if isinstance(self.attn[i], AttentionBlock) else x
 
