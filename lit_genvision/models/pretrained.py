@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from lit_genvision.models.base import CHECKPOINT_KEY, GenerativeModel, PlatformM
 
 #: Hyperparameter under which ``record_pretrained`` keeps {name: {"path", "sha256"}}; not an init argument.
 PRETRAINED_KEY = "_pretrained"
+#: The ``_pretrained`` records of the checkpoint being rebuilt, so that a part whose own checkpoint
+#: file has moved is rebuilt from the config recorded beside it (its weights are in the owner's).
+_REBUILDING: ContextVar[dict[str, Any] | None] = ContextVar("pretrained_records", default=None)
 #: Environment variable: more modules (comma-separated) whose classes a checkpoint's config may name.
 TRUSTED_ENV = "LIT_GENVISION_TRUSTED_MODULES"
 
@@ -137,13 +141,17 @@ def _build(ckpt: dict[str, Any], path: str | Path, *, use_ema: bool, generative:
         )
     hparams = dict(ckpt.get("hyper_parameters") or {})
     hparams.pop("_instantiator", None)
-    hparams.pop(PRETRAINED_KEY, None)
+    records = hparams.pop(PRETRAINED_KEY, None)
     if "_class_path" not in hparams:
         raise CheckpointError(
             f"checkpoint {path} has no saved config (it was not written through `lit-genvision fit`); "
             f"build {cls.__name__} in Python and load its state_dict instead."
         )
-    model = instantiate_module(cls, hparams)
+    token = _REBUILDING.set(records if isinstance(records, dict) else None)
+    try:
+        model = instantiate_module(cls, hparams)
+    finally:
+        _REBUILDING.reset(token)
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     ema = (ckpt.get("callbacks") or {}).get(EMA_KEY)
@@ -169,14 +177,34 @@ def load_model(
 def load_pretrained(
     path: str | Path, *, use_ema: bool = True, generative: bool = False
 ) -> tuple[PlatformModule, dict[str, str]]:
-    """A frozen, eval-mode platform model from ``path`` and ``{"path", "sha256"}`` of the checkpoint
-    it came from (pass both to ``record_pretrained``)."""
+    """A frozen, eval-mode platform model from ``path`` and ``{"path", "sha256", "class", "config"}``
+    of the checkpoint it came from (pass both to ``record_pretrained``).
+
+    While a model that recorded this part is itself rebuilt from its checkpoint (``load_model``),
+    a ``path`` that no longer exists is not an error: the part is rebuilt from its recorded class
+    and config, and its weights then come from the owner's checkpoint, which holds them.
+    """
+    record = _recorded(path)
+    if record is not None and not is_url(path) and not Path(path).exists():
+        check_class_paths({"class_path": record["class"], "config": record["config"]}, f"the record of {path}")
+        model = freeze(instantiate_module(_import(record["class"]), dict(record["config"])))
+        return model, dict(record)
     ckpt, digest = _read_hashed(path)
     model = freeze(_build(ckpt, path, use_ema=use_ema, generative=generative))
-    return model, {"path": str(path), "sha256": digest}
+    config = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k != "_instantiator"}
+    return model, {"path": str(path), "sha256": digest, "class": ckpt[CHECKPOINT_KEY]["class"], "config": config}
+
+
+def _recorded(path: str | Path) -> dict[str, Any] | None:
+    """The record of the part loaded from ``path`` in the checkpoint being rebuilt, if any."""
+    for record in (_REBUILDING.get() or {}).values():
+        if isinstance(record, dict) and record.get("path") == str(path) and {"class", "config"} <= set(record):
+            return record
+    return None
 
 
 def record_pretrained(owner: PlatformModule, name: str, info: dict[str, str]) -> None:
     """Record which checkpoint ``owner``'s part ``name`` was loaded from in its hyperparameters
-    (``hparams["_pretrained"][name] = {"path", "sha256"}``), so its checkpoints carry it."""
+    (``hparams["_pretrained"][name] = {"path", "sha256", "class", "config"}``), so its checkpoints
+    carry it and can rebuild the part without the file."""
     owner.hparams.setdefault(PRETRAINED_KEY, {})[name] = dict(info)

@@ -142,7 +142,9 @@ def test_frozen_pretrained_part_gets_no_gradient_state_or_ema(classifier_ckpt, t
     assert set(ema.shadow) == {"head.weight", "head.bias"}  # no EMA of the frozen part
 
     digest = hashlib.sha256(classifier_ckpt.read_bytes()).hexdigest()
-    assert model.hparams[PRETRAINED_KEY] == {"first": {"path": str(classifier_ckpt), "sha256": digest}}
+    record = model.hparams[PRETRAINED_KEY]["first"]
+    assert record["path"] == str(classifier_ckpt) and record["sha256"] == digest
+    assert record["class"] == "lit_genvision.models.classifier.Classifier" and record["config"]["num_classes"] == 4
     saved = tmp_path / "owner.ckpt"
     trainer.save_checkpoint(saved)
     hparams = torch.load(saved, weights_only=True)["hyper_parameters"]
