@@ -1,18 +1,22 @@
 """``lit-genvision evaluate``: generate through ``sample()``, score against cached reference
 statistics, and append one record per metric to the results store.
 
-Nothing is written until every metric is computed, so an interrupted evaluation leaves no
-partial record.
+``evaluate(EvaluateOptions(...))`` is the typed entry point that Python callers (the sweep
+runner) use; ``run(args)`` is the argparse edge of the CLI, which only translates its namespace
+into those options. Nothing is written until every metric is computed, so an interrupted
+evaluation leaves no partial record.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,11 @@ from lit_genvision.experiments.checkpoints import load_model, run_datamodule
 from lit_genvision.experiments.sample import (
     add_sampling_arguments,
     check_sampling_arguments,
+    configure_sampling,
     generate_batches,
     parse_labels,
     progress_bar,
     resolve_device,
-    sampling_from_arguments,
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
 from lit_genvision.metrics import scoring
@@ -48,6 +52,68 @@ from lit_genvision.metrics.scoring import (
 )
 
 BASELINES = ("real", "noise", "one-class", "mean-image")
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What one evaluation scores and how: the options of ``lit-genvision evaluate``, typed, with
+    the command line's defaults (a test holds the two sets of defaults equal). Exactly one of
+    ``ckpt`` and ``baseline`` is given."""
+
+    ckpt: str | Path | None = None
+    """Checkpoint of a generative model (a local file; the CLI downloads a URL first)."""
+    baseline: str | None = None
+    """Score a reference baseline on digits instead: one of ``BASELINES``."""
+    metrics: str | list[str] = "digits_fd"
+    """Registered metric names, comma-separated or as a list."""
+    num_samples: int = 500
+    """Generated samples scored."""
+    split: str = "test"
+    """The reference split (held out from training)."""
+    batch_size: int = 250
+    """Images generated at once (part of the seed rule)."""
+    repeats: int = 5
+    """Subsets averaged for the ``real`` baseline."""
+    name: str | None = None
+    """Model name in the leaderboard (None: the run folder)."""
+    store: str | Path | None = None
+    """The results store (None: ``runs/results.sqlite``)."""
+    inception_weights: str | Path | None = None
+    """A local Inception-v3 weights file (FID, KID, IS)."""
+    download_weights: bool = False
+    """Download the Inception weights if missing."""
+    wandb: bool = False
+    """Also log the results to W&B."""
+    devices: int = 1
+    """Processes to shard generation and features over (Fabric DDP; also joins a torchrun group)."""
+    sampler: str | None = None
+    """Override the model's sampler (None: the checkpoint's own)."""
+    steps: int | None = None
+    """Sampler steps (None: the checkpoint's sampler steps)."""
+    eta: float = 0.0
+    """DDIM η (0: deterministic)."""
+    rtol: float = 1e-3
+    """dopri5 relative tolerance."""
+    atol: float = 1e-3
+    """dopri5 absolute tolerance."""
+    guidance: float | None = None
+    """Classifier-free guidance scale (None: the model's)."""
+    seed: int = 0
+    """Batch b is drawn with a generator seeded from (seed, b)."""
+    label: str | None = None
+    """Class of a class-conditional model, ``"K"`` or ``"K,K,..."`` (None: balanced labels)."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:<index>``."""
+    no_ema: bool = False
+    """Use the raw weights instead of the EMA."""
+    ckpt_source: str | None = None
+    """The URL ``ckpt`` was downloaded from, recorded instead of the temporary file."""
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> EvaluateOptions:
+        """The options of a parsed ``evaluate`` command line (attributes it lacks keep their default)."""
+        given = vars(args)
+        return cls(**{f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given})
 
 
 def git_revision() -> str:
@@ -138,26 +204,40 @@ def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor | tuple[
     return out
 
 
-def check_arguments(args: argparse.Namespace, metrics: list[str]) -> None:
-    """Refuse, before any model is loaded or image sampled, arguments that would fail only after
+def check_arguments(options: EvaluateOptions, metrics: list[str]) -> None:
+    """Refuse, before any model is loaded or image sampled, options that would fail only after
     the work: a sample count too small for a requested metric, invalid sampling options, and a
     results store that cannot be written."""
-    if args.num_samples < 2:
-        raise ValueError(f"--num-samples must be at least 2, got {args.num_samples}.")
-    check_sample_count(metrics, args.num_samples)
-    check_sampling_arguments(args)
-    check_int("--repeats", args.repeats, low=1, hint="pass the number of subsets to average")
-    check_int("--devices", args.devices, low=1, hint="pass 1 to evaluate in this process")
-    check_writable(args.store or default_store_path(), "--store")
+    if (options.ckpt is None) == (options.baseline is None):
+        raise ValueError("evaluate needs exactly one of a checkpoint (--ckpt) and a baseline (--baseline).")
+    if options.baseline is not None and options.baseline not in BASELINES:
+        raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {options.baseline!r}.")
+    if options.num_samples < 2:
+        raise ValueError(f"--num-samples must be at least 2, got {options.num_samples}.")
+    check_sample_count(metrics, options.num_samples)
+    check_sampling_arguments(options)  # reads the sampling attributes, which the options share with argparse's
+    check_int("--repeats", options.repeats, low=1, hint="pass the number of subsets to average")
+    check_int("--devices", options.devices, low=1, hint="pass 1 to evaluate in this process")
+    check_writable(options.store or default_store_path(), "--store")
+
+
+def evaluate(options: EvaluateOptions) -> list[dict[str, Any]]:
+    """Score a checkpoint (or a baseline) as ``options`` say and append one record per metric to
+    the results store; returns the records on rank 0 and an empty list on the other ranks.
+
+    With ``devices`` > 1, or inside a torchrun group, generation and features are sharded over
+    the ranks of a Fabric DDP group that this call starts or joins."""
+    metrics = parse_metrics(options.metrics)
+    check_arguments(options, metrics)
+    start = time.perf_counter()
+    if options.baseline is None and (options.devices > 1 or "LOCAL_RANK" in os.environ):
+        options = dataclasses.replace(options, device=launch_ranks(options.devices, options.device))
+    return _run_rank(options, metrics, start)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    metrics = parse_metrics(args.metrics)
-    check_arguments(args, metrics)
-    start = time.perf_counter()
-    if not args.baseline and (args.devices > 1 or "LOCAL_RANK" in os.environ):
-        args.device = launch_ranks(args.devices, args.device)
-    return _run_rank(args, metrics, start)
+    """The argparse edge: ``evaluate`` with the options of the parsed command line."""
+    return evaluate(EvaluateOptions.from_namespace(args))
 
 
 def launch_ranks(devices: int, device: str = "auto") -> str:
@@ -175,7 +255,7 @@ def launch_ranks(devices: int, device: str = "auto") -> str:
 
 def evaluation_batches(
     model,
-    args: argparse.Namespace,
+    options: EvaluateOptions,
     sampler: object | None,
     labels: Tensor | None = None,
     rank: int = 0,
@@ -187,10 +267,10 @@ def evaluation_batches(
     of processes, and ``sample --seed S`` writes the images ``evaluate --seed S`` scores."""
     return generate_batches(
         model,
-        args.num_samples,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        steps=args.steps,
+        options.num_samples,
+        batch_size=options.batch_size,
+        seed=options.seed,
+        steps=options.steps,
         sampler=sampler,
         labels=labels,
         rank=rank,
@@ -198,30 +278,29 @@ def evaluation_batches(
     )
 
 
-def _extractor_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The extractor options of ``evaluate``'s command line, as ``build_scorers`` keywords."""
-    return {
-        "inception_weights": getattr(args, "inception_weights", None),
-        "download_weights": bool(getattr(args, "download_weights", False)),
-    }
+def _extractor_options(options: EvaluateOptions) -> dict[str, Any]:
+    """The extractor options of an evaluation, as ``build_scorers`` keywords."""
+    return {"inception_weights": options.inception_weights, "download_weights": options.download_weights}
 
 
-def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> list[dict[str, Any]]:
+def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> list[dict[str, Any]]:
     rank = dist_rank_world()[0]
-    store = ResultsStore(args.store) if rank == 0 else None  # open (and check) the store before spending time
-    common: dict[str, Any] = {"num_samples": args.num_samples, "split": args.split}
-    if args.baseline:
+    store = ResultsStore(options.store) if rank == 0 else None  # open (and check) the store before spending time
+    common: dict[str, Any] = {"num_samples": options.num_samples, "split": options.split}
+    if options.baseline:
         datamodule = DigitsDataModule()
-        scorers = build_scorers(metrics, datamodule, args.split, datamodule.image_size, **_extractor_options(args))
-        repeats = args.repeats if args.baseline == "real" else 1
+        scorers = build_scorers(
+            metrics, datamodule, options.split, datamodule.image_size, **_extractor_options(options)
+        )
+        repeats = options.repeats if options.baseline == "real" else 1
         runs = []
         for r in range(repeats):
             fresh = [s.fresh() for s in scorers]
-            images = baseline_images(args.baseline, datamodule, args.num_samples, args.seed + r)
+            images = baseline_images(options.baseline, datamodule, options.num_samples, options.seed + r)
             runs.append(_score(fresh, lambda images=images: image_batches(images, 250)))
         values = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]}
         common |= {
-            "model": f"baseline:{args.baseline}",
+            "model": f"baseline:{options.baseline}",
             "family": "baseline",
             "dataset": datamodule.name,
             "checkpoint": None,
@@ -233,21 +312,30 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
             "notes": f"mean of {repeats} subsets" if repeats > 1 else None,
         }
     else:
-        ckpt = Path(args.ckpt)
-        device = resolve_device(args.device)
-        model = load_model(ckpt, use_ema=not args.no_ema, generative=True).to(device)
+        ckpt = Path(options.ckpt)
+        device = resolve_device(options.device)
+        model = load_model(ckpt, use_ema=not options.no_ema, generative=True).to(device)
         datamodule = run_datamodule(ckpt)
         if model.num_classes:
             metrics = with_label_metrics(metrics)  # e.g. label_agreement: does it draw the digit asked for?
-        scorers = build_scorers(metrics, datamodule, args.split, model.image_shape[-1], **_extractor_options(args))
-        sampler = sampling_from_arguments(model, args)
-        labels = parse_labels(getattr(args, "label", None), args.num_samples, model.num_classes)
+        scorers = build_scorers(
+            metrics, datamodule, options.split, model.image_shape[-1], **_extractor_options(options)
+        )
+        sampler = configure_sampling(
+            model,
+            sampler=options.sampler,
+            guidance=options.guidance,
+            eta=options.eta,
+            rtol=options.rtol,
+            atol=options.atol,
+        )
+        labels = parse_labels(options.label, options.num_samples, model.num_classes)
         rank, world = dist_rank_world()
         parts = []
         with progress_bar() as progress:
-            task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=args.num_samples)
-            for b, images, batch_labels in evaluation_batches(model, args, sampler, labels, rank, world):
-                nfe = model.sampling_protocol(args.steps, sampler)[1]
+            task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=options.num_samples)
+            for b, images, batch_labels in evaluation_batches(model, options, sampler, labels, rank, world):
+                nfe = model.sampling_protocol(options.steps, sampler)[1]
                 parts.append((b, [s.extractor(images) for s in scorers], batch_labels, nfe))
                 progress.advance(task, len(images) * world)
         parts = gather_to_rank0(parts)
@@ -259,16 +347,16 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
                 scorer.add(feats, probs, labels)
             nfes.append(nfe)
         values = {k: v for s in scorers for k, v in s.compute().items()}
-        sampler_name = model.sampling_protocol(args.steps, sampler)[0]
+        sampler_name = model.sampling_protocol(options.steps, sampler)[0]
         nfe = round(sum(nfes) / len(nfes))
-        source = getattr(args, "ckpt_source", None)  # a URL the CLI downloaded into a temporary file
-        run_name = args.name or (source.rsplit("/", 1)[-1] if source else "/".join(ckpt.resolve().parts[-4:-2]))
+        source = options.ckpt_source  # a URL the CLI downloaded into a temporary file
+        run_name = options.name or (source.rsplit("/", 1)[-1] if source else "/".join(ckpt.resolve().parts[-4:-2]))
         device = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
         common |= {
             "model": run_name,
             "family": model.family,
             "dataset": datamodule.name,
-            "checkpoint": getattr(args, "ckpt_source", None) or str(ckpt),
+            "checkpoint": source or str(ckpt),
             "checkpoint_hash": file_hash(ckpt),
             "sampler": sampler_name,
             "steps": nfe,
@@ -296,7 +384,7 @@ def _run_rank(args: argparse.Namespace, metrics: list[str], start: float) -> lis
     store.add(records)
     store.close()
     _print(records, store.path, scorers)
-    if args.wandb:
+    if options.wandb:
         _log_wandb(records)
     return records
 

@@ -4,7 +4,8 @@ The file is W&B's own format (``program``/``command`` with ``${args}``, ``method
 bayes, ``metric``, ``parameters`` named by the CLI's dotted keys, ``early_terminate`` hyperband),
 so the same file works with ``wandb sweep`` + ``wandb agent`` online. Offline, W&B's open-source
 search algorithms (the ``sweeps`` package) propose each trial; a trial is a ``fit`` followed by
-``evaluate``, each result a record in the results store. The sweep's state lives in
+``evaluate`` (the typed functions below the CLI, ``fit`` and ``evaluate(EvaluateOptions)``), each
+result a record in the results store. The sweep's state lives in
 ``RUN_DIR/sweep_state.json``: rerunning the command after an interruption resumes the
 interrupted trial from its last checkpoint and continues the sweep.
 """
@@ -197,7 +198,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from lit_genvision.experiments import evaluate
+    from lit_genvision.experiments.evaluate import EvaluateOptions, evaluate
     from lit_genvision.experiments.fit import fit as fit_run
     from lit_genvision.experiments.store import ResultsStore
     from sweeps import RunState, SweepRun, next_run
@@ -282,9 +283,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if ckpt is None:
                 raise RuntimeError(f"trial {pending['name']} wrote no last.ckpt under {run_dir}")
             store = args.store or str(Path("runs/results.sqlite"))
-            evaluate.run(_evaluate_options(ckpt=str(ckpt), name=f"{name}/{pending['name']}", store=store,
-                                           num_samples=args.num_samples))  # fmt: skip
-            records = [r for r in ResultsStore(store).records(model=f"{name}/{pending['name']}")]
+            trial_name = f"{name}/{pending['name']}"
+            evaluate(EvaluateOptions(ckpt=ckpt, name=trial_name, store=store, num_samples=args.num_samples))
+            records = [r for r in ResultsStore(store).records(model=trial_name)]
             pending["value"] = _metric_value(config["metric"]["name"], Path(pending.get("log_dir") or run_dir), records)
             pending["state"] = "finished"
         except KeyboardInterrupt:
@@ -303,15 +304,6 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             f"({' '.join(trial_arguments(best['config']))})"
         )
     return trials
-
-
-def _evaluate_options(**values: Any) -> argparse.Namespace:
-    """``evaluate``'s options: its defaults, with ``values`` (typed) in place of the given ones."""
-    from lit_genvision.experiments import evaluate
-
-    parser = argparse.ArgumentParser()
-    evaluate.add_arguments(parser)
-    return argparse.Namespace(**{**vars(parser.parse_args(["--ckpt", str(values["ckpt"])])), **values})
 
 
 def _finish_wandb_run() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import re
 import sqlite3
 
 import pytest
 
 from lit_genvision.cli import main
+from lit_genvision.experiments.evaluate import EvaluateOptions, add_arguments, evaluate
 from lit_genvision.experiments.store import COLUMNS, PROTOCOL, ResultsStore
 from lit_genvision.metrics.scoring import Scorer
 
@@ -128,3 +132,50 @@ def test_store_schema_has_every_column(tmp_path):
 def test_unknown_metric_is_rejected(tiny_checkpoint, tmp_path, capsys):
     assert _eval(tiny_checkpoint, tmp_path / "r.sqlite", "--metrics", "fud") == 2
     assert "unknown metric(s) fud" in capsys.readouterr().err
+
+
+def test_typed_options_have_the_command_lines_fields_and_defaults():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = parser.parse_args(["--ckpt", "x.ckpt"])
+    fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
+    assert set(vars(parsed)) == fields - {"ckpt_source"}  # the CLI sets ckpt_source only for a URL
+    assert EvaluateOptions.from_namespace(parsed) == EvaluateOptions(ckpt="x.ckpt")
+
+
+def test_typed_evaluate_records_what_the_command_line_records_and_parses_nothing(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """`evaluate(EvaluateOptions(...))`, the entry point below the CLI, gives the CLI's scores for
+    the same checkpoint and seed without building an argparse parser."""
+    cli_store, typed_store = tmp_path / "cli.sqlite", tmp_path / "typed.sqlite"
+    assert _eval(tiny_checkpoint, cli_store, "--seed", "4", "--batch-size", "40", "--name", "m") == 0
+
+    plain_init = argparse.ArgumentParser.__init__
+
+    def no_plain_parser(self, *args, **kwargs):  # jsonargparse's subclass still rebuilds the model's config
+        if type(self) is argparse.ArgumentParser:
+            raise AssertionError("the typed evaluate built an argparse parser")
+        plain_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "__init__", no_plain_parser)
+    options = EvaluateOptions(ckpt=tiny_checkpoint, num_samples=80, steps=3, seed=4, batch_size=40, name="m")
+    records = evaluate(dataclasses.replace(options, store=typed_store))
+    monkeypatch.undo()
+    keys = ("model", "metric", "value", "num_samples", "steps", "sampler", "checkpoint_hash", "split")
+    cli = sorted(tuple(r[k] for k in keys) for r in ResultsStore(cli_store).records())
+    typed = sorted(tuple(r[k] for k in keys) for r in ResultsStore(typed_store).records())
+    assert typed == cli and len(typed) == len(records) == 4
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({}, "evaluate needs exactly one of a checkpoint (--ckpt) and a baseline (--baseline)."),
+        ({"ckpt": "x.ckpt", "baseline": "real"}, "evaluate needs exactly one of"),
+        ({"baseline": "zeros"}, "--baseline must be one of real, noise, one-class, mean-image, got 'zeros'."),
+    ],
+)
+def test_typed_options_refuse_what_argparse_would(changes, message, tmp_path):
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        evaluate(EvaluateOptions(store=tmp_path / "r.sqlite", **changes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import yaml
 from tests_helpers import ROOT
 
 from lit_genvision.cli import main
+from lit_genvision.experiments import evaluate
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.experiments.sweep import SweepError, load_sweep, parameter_grid, validate
 
@@ -139,3 +141,38 @@ def test_random_trials_draw_different_values_despite_each_trial_reseeding(tmp_pa
     trials = json.loads((run_dir / "sweep_state.json").read_text())
     lrs = [t["config"]["model.init_args.lr"]["value"] for t in trials]
     assert len(set(lrs)) == 2 and all(t["state"] == "finished" for t in trials)
+
+
+def test_a_trial_is_evaluated_through_typed_options_without_a_parser(tmp_path, monkeypatch):
+    """The sweep calls `evaluate(EvaluateOptions)` below the CLI: no argparse parser and no argv
+    list between the sweep runner and evaluate (issue 14, "keep argparse at the edge")."""
+    path = _write(tmp_path, method="grid", parameters={"model.init_args.lr": {"values": [1e-3]}})
+    config = yaml.safe_load(path.read_text())
+    config.pop("early_terminate")
+    config["command"] = [t for t in config["command"] if "ClassCoverage" not in str(t)]
+    path.write_text(yaml.safe_dump(config))
+    seen: list[evaluate.EvaluateOptions] = []
+    typed, plain_init = evaluate.evaluate, argparse.ArgumentParser.__init__
+
+    def no_plain_parser(self, *args, **kwargs):  # jsonargparse's subclass still rebuilds the model's config
+        if type(self) is argparse.ArgumentParser:
+            raise AssertionError("the sweep's evaluation built an argparse parser")
+        plain_init(self, *args, **kwargs)
+
+    def spy(options: evaluate.EvaluateOptions) -> list[dict]:
+        seen.append(options)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(argparse.ArgumentParser, "__init__", no_plain_parser)
+            return typed(options)
+
+    monkeypatch.setattr(evaluate, "evaluate", spy)
+    monkeypatch.setattr(evaluate, "run", lambda args: pytest.fail("the sweep called evaluate's argparse edge"))
+    run_dir, store = tmp_path / "runs", tmp_path / "r.sqlite"
+    args = ["--run-dir", str(run_dir), "--store", str(store), "--logger", "csv", "--num-samples", "70"]
+    assert main(["sweep", str(path), "--count", "1", *args, "--extra", *TINY]) == 0
+    trials = json.loads((run_dir / "sweep_state.json").read_text())
+    assert [t["state"] for t in trials] == ["finished"], trials
+    assert len(seen) == 1 and isinstance(seen[0], evaluate.EvaluateOptions)
+    assert seen[0].num_samples == 70 and seen[0].name == "diffusion-digits/trial-000"
+    assert str(seen[0].store) == str(store)
+    assert "digits_fd" in {r["metric"] for r in ResultsStore(store).records(model="diffusion-digits/trial-000")}
