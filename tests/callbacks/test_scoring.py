@@ -1,9 +1,17 @@
 """QualityScore: a registered metric scored during a tiny digits fit, equal to `evaluate`'s score of
-the same checkpoint, and drawn without touching training's random stream."""
+the same checkpoint on one process or sharded over two, and drawn without touching training's
+random stream."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +20,11 @@ from tests_helpers import tiny_diffusion_args
 
 from lit_genvision.callbacks import QualityScore
 from lit_genvision.cli import main
+from lit_genvision.experiments.evaluate import EvaluateOptions, evaluate
 from lit_genvision.experiments.store import ResultsStore
 
 SEED, NUM, BATCH, EVERY, MAX_STEPS = 3, 80, 30, 4, 8
+JOB = Path(__file__).resolve().parent / "scoring_ddp_job.py"
 
 
 class Recording(QualityScore):
@@ -88,3 +98,56 @@ def test_refuses_too_few_samples_and_unknown_metrics():
         QualityScore(num_samples=64)
     with pytest.raises(ValueError, match="unknown metric"):
         QualityScore(metrics="nope")
+
+
+def _run_job(out: Path, devices: int, every: int, max_steps: int) -> None:
+    """Run scoring_ddp_job.py (a fit with QualityScore) on ``devices`` gloo processes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, str(JOB), str(out), str(devices), *map(str, (SEED, NUM, BATCH, every, max_steps))]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # so a hung job can be ended with both its ranks
+    )
+    try:
+        output, _ = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"the {devices}-rank scoring job did not finish within 180 s (a rank hung):\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
+
+
+def test_two_ranks_score_disjoint_shards_and_log_the_single_process_score(tmp_path):
+    """Under DDP (2 CPU gloo ranks) each rank generates its own batches of the one sample set
+    (batch b from seed (seed, b), rank r taking every second batch: 80 samples in batches of 30
+    give rank 0 batches 0 and 2, rank 1 batch 1), rank 0 scores the gathered features, and every
+    rank gets the value. That value is the single-process score of the same weights:
+    ``evaluate`` on one process of the step's checkpoint, which equals the single-process
+    callback's (``test_the_logged_score_is_evaluates_score_of_the_checkpoint``)."""
+    every, max_steps = 2, 4
+    _run_job(tmp_path, 2, every, max_steps)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert [s["step"] for s in r0] == [s["step"] for s in r1] == [2, 4]
+    for a, b in zip(r0, r1, strict=True):
+        assert a["values"] == b["values"] and a["values"]["digits_fd"] > 0  # broadcast from rank 0
+        assert a["batches"] == [0, 2] and b["batches"] == [1]  # disjoint, together the whole set
+        assert sorted(a["batches"] + b["batches"]) == list(range(math.ceil(NUM / BATCH)))
+    run = tmp_path / "scored" / "version_0"
+    with open(run / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/digits_fd")]
+    assert [int(r["step"]) for r in rows] == [2, 4]  # logged once, by rank 0
+    assert [float(r["val/digits_fd"]) for r in rows] == pytest.approx([s["values"]["digits_fd"] for s in r0])
+
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == max_steps
+    options = EvaluateOptions(ckpt=ckpt, metrics="digits_fd", num_samples=NUM, batch_size=BATCH, seed=SEED)
+    records = evaluate(dataclasses.replace(options, device="cpu", store=tmp_path / "r.sqlite"))
+    single = {r["metric"]: r["value"] for r in records}
+    assert set(single) == set(r0[-1]["values"])
+    for metric, value in r0[-1]["values"].items():
+        # one thread per rank in the job, two here: float sums may differ in the last bits
+        assert single[metric] == pytest.approx(value, rel=1e-5, abs=1e-8), metric
