@@ -34,6 +34,18 @@ class PlatformModule(L.LightningModule):
         """The batch keys this instance reads (a conditional model adds its condition)."""
         return self.requires
 
+    @staticmethod
+    @contextmanager
+    def eval_mode(module: nn.Module) -> Iterator[None]:
+        """Run ``module`` in eval mode (dropout off, BatchNorm on its running statistics) and give
+        it back in the mode it had: sampling during training must not leave it in eval mode."""
+        was_training = module.training
+        module.eval()
+        try:
+            yield
+        finally:
+            module.train(was_training)
+
     def save_config(self) -> None:
         """Save the constructor arguments as hyperparameters when they are a plain config.
 
@@ -179,18 +191,6 @@ class GenerativeModel(PlatformModule):
         scale = self.guidance_scale if scale is None else scale
         conditioning = self.conditioning
         return classifier_free_guidance(self.net, scale, conditioning) if conditioning else self.net
-
-    @staticmethod
-    @contextmanager
-    def eval_mode(module: nn.Module) -> Iterator[None]:
-        """Run ``module`` in eval mode (dropout off, BatchNorm on its running statistics) and give
-        it back in the mode it had: sampling during training must not leave it in eval mode."""
-        was_training = module.training
-        module.eval()
-        try:
-            yield
-        finally:
-            module.train(was_training)
 
     def make_sampler(self, name: str | None, **options: Any) -> object | None:
         """A sampler for ``sample(..., sampler=)`` from a command-line name (None: the configured one)."""

@@ -112,8 +112,10 @@ class VQModel(PlatformModule):
 
     @torch.no_grad()
     def token_shape(self) -> tuple[int, ...]:
-        """The token grid of one image: (h, w), or (h, w, N) for an N-stage residual quantizer."""
-        return tuple(self.encode_indices(torch.zeros(1, *self.image_shape, device=self.device)).shape[1:])
+        """The token grid of one image: (h, w), or (h, w, N) for an N-stage residual quantizer (all
+        stages; measured in eval mode, so no codebook statistic moves)."""
+        with self.eval_mode(self):
+            return tuple(self.encode_indices(torch.zeros(1, *self.image_shape, device=self.device)).shape[1:])
 
     @property
     def vocab_size(self) -> int:

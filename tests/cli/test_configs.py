@@ -16,9 +16,27 @@ def test_there_are_configs():
     assert any(p.parent.name == "diffusion" and p.name == "digits.yaml" for p in CONFIGS)
 
 
+@pytest.fixture(scope="module")
+def tokenizer_ckpt(tmp_path_factory) -> Path:
+    """A tokenizer checkpoint for the configs built on one (one step of the FSQ digits tokenizer)."""
+    from lit_genvision.cli import main
+
+    root = tmp_path_factory.mktemp("tokenizer")
+    config = next(p for p in CONFIGS if p.parent.name == "tokenizer" and p.name == "digits_fsq.yaml")
+    args = ["--config", str(config), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
+    assert (
+        main(["fit", *args, "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)])
+        == 0
+    )
+    return next(root.rglob("last.ckpt"))
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_config_instantiates(path, tmp_path):
-    cli = GenVisionCLI(args=["--config", str(path), "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
+def test_config_instantiates(path, tmp_path, request):
+    args = ["--config", str(path), "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    if path.parent.name == "token_prior":  # built on a tokenizer checkpoint, which a user trains first
+        args += ["--model.init_args.tokenizer", str(request.getfixturevalue("tokenizer_ckpt"))]
+    cli = GenVisionCLI(args=args, run=False)
     assert isinstance(cli.model, PlatformModule)
     assert all(k in cli.datamodule.provides for k in cli.model.requires)
 
