@@ -2,10 +2,17 @@
 
 The encoder predicts z_mean (μ) and z_log_var (log σ²); z = μ + σ·ε, ε ~ N(0, I); the KL term
 toward N(0, I) is D_KL = −½ Σ (1 + log σ² − μ² − σ²).
+
+A learned prior replaces N(0, I) by a mixture of K diagonal Gaussians
+p(z) = Σ_k π_k N(z; μ_k, diag σ_k²), π = softmax(logits) (Dilokthanakul et al. 2016; Tomczak &
+Welling 2018 §2): the prior follows the aggregate posterior instead of forcing it into one ball,
+so samples from it land where the decoder was trained. Its KL has no closed form and is estimated
+with the sample z ~ q(z|x) the reconstruction already uses: D_KL ≈ log q(z|x) − log p(z).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -25,6 +32,37 @@ def reparameterize(z_mean: Tensor, z_log_var: Tensor, generator: torch.Generator
 def kl_divergence(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
     """D_KL[N(μ, σ²) ‖ N(0, I)] = −½ Σ_j (1 + log σ_j² − μ_j² − σ_j²), per sample (B,)."""
     return -0.5 * (1 + z_log_var - z_mean.pow(2) - z_log_var.exp()).sum(dim=1)
+
+
+def gaussian_log_prob(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
+    """log N(z; μ, diag σ²) = −½ Σ_j [log 2π + log σ_j² + (z_j − μ_j)² / σ_j²], summed over the last dim."""
+    return -0.5 * (math.log(2 * math.pi) + log_var + (z - mean).pow(2) * torch.exp(-log_var)).sum(-1)
+
+
+def mixture_log_prob(z: Tensor, logits: Tensor, means: Tensor, log_vars: Tensor) -> Tensor:
+    """log p(z) = logsumexp_k [log π_k + log N(z; μ_k, diag σ_k²)], π = softmax(logits).
+
+    z (B, D); logits (K,); means and log_vars (K, D) → (B,).
+    """
+    per_component = gaussian_log_prob(z[:, None, :], means, log_vars)  # (B, K)
+    return torch.logsumexp(per_component + logits.log_softmax(0), dim=1)
+
+
+def kl_monte_carlo(z: Tensor, z_mean: Tensor, z_log_var: Tensor, log_prior: Tensor) -> Tensor:
+    """D_KL[q(z|x) ‖ p(z)] ≈ log q(z|x) − log p(z) at one z ~ q(z|x), per sample (B,).
+
+    ``log_prior`` is log p(z) at that z (B,); unbiased, and exact in expectation over z.
+    """
+    return gaussian_log_prob(z, z_mean, z_log_var) - log_prior
+
+
+def sample_mixture(
+    num: int, logits: Tensor, means: Tensor, log_vars: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """z ~ Σ_k π_k N(μ_k, diag σ_k²): k ~ Categorical(π), then z = μ_k + σ_k·ε. (num, D)."""
+    probs = logits.softmax(0).to(generator.device if generator is not None else logits.device)
+    k = torch.multinomial(probs, num, replacement=True, generator=generator).to(means.device)
+    return reparameterize(means[k], log_vars[k], generator)
 
 
 def reconstruction_loss(kind: Reconstruction, out: Tensor, x: Tensor) -> Tensor:

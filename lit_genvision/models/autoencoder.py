@@ -12,9 +12,12 @@ from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.vae import (
     Reconstruction,
     kl_divergence,
+    kl_monte_carlo,
     kl_weight,
+    mixture_log_prob,
     reconstruction_loss,
     reparameterize,
+    sample_mixture,
     to_image,
 )
 from lit_genvision.models.base import GenerativeModel, PlatformModule
@@ -92,8 +95,13 @@ class AutoencoderModel(_Latent, PlatformModule):
 
 class VAEModel(_Latent, GenerativeModel):
     """Variational autoencoder: the encoder predicts z_mean and z_log_var, z = μ + σε, and the loss
-    adds β·D_KL[N(μ, σ²) ‖ N(0, I)] (β phased in over ``kl_warmup_steps``). ``sample`` decodes
-    z ~ N(0, I), so a VAE is scored like any generator.
+    adds β·D_KL[q(z|x) ‖ p(z)] (β phased in over ``kl_warmup_steps``). ``sample`` decodes
+    z ~ p(z), so a VAE is scored like any generator.
+
+    The prior p(z) is N(0, I) (KL in closed form), or with ``prior_components`` = K ≥ 1 a mixture
+    of K diagonal Gaussians learned with the rest (``prior``: logits, means, log_vars; KL by the
+    one-sample estimate log q(z|x) − log p(z)) that follows the codes of the training images, so
+    fewer samples are decoded from the holes they leave in N(0, I) (Tomczak & Welling 2018).
 
     Args:
         encoder: image → 2·latent_dim (``ConvEncoder`` with ``out_dim`` = 2·latent_dim).
@@ -102,6 +110,7 @@ class VAEModel(_Latent, GenerativeModel):
         reconstruction: ``mse`` or ``bce`` (summed over pixels, so the KL keeps its ELBO weight).
         beta: weight of the KL term (1: the ELBO; >1: β-VAE).
         kl_warmup_steps: steps over which β ramps up from 0.
+        prior_components: 0 for the fixed N(0, I) prior; K ≥ 1 for a learned mixture of K Gaussians.
         lr: Adam learning rate.
         image_shape: (C, H, W) of generated images; read from the decoder by default.
     """
@@ -116,6 +125,7 @@ class VAEModel(_Latent, GenerativeModel):
         reconstruction: Reconstruction = "bce",
         beta: float = 1.0,
         kl_warmup_steps: int = 0,
+        prior_components: int = 0,
         lr: float = 1e-3,
         image_shape: tuple[int, int, int] | None = None,
     ) -> None:
@@ -125,11 +135,24 @@ class VAEModel(_Latent, GenerativeModel):
         check_reconstruction(reconstruction)
         check_float("beta", beta, low=0, hint="pass 1 for the ELBO or more for a beta-VAE")
         check_int("kl_warmup_steps", kl_warmup_steps, low=0, hint="pass 0 to apply beta from the first step")
+        check_int("prior_components", prior_components, low=0, hint="pass 0 for N(0, I) or K >= 1 mixture components")
         check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 1e-3")
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
         self.reconstruction, self.beta, self.kl_warmup_steps, self.lr = reconstruction, beta, kl_warmup_steps, lr
         side = decoder.start * 2 ** len(decoder.deconvs)
         self.image_shape = tuple(image_shape or (decoder.out.out_channels, side, side))
+        self.prior: nn.ParameterDict | None = None
+        if prior_components:
+            # equal weights, unit variances, means drawn from N(0, I): the mixture starts as a
+            # spread-out version of the standard prior and moves toward the encoder's codes
+            self.prior = nn.ParameterDict(
+                {
+                    "logits": nn.Parameter(torch.zeros(prior_components)),
+                    "means": nn.Parameter(torch.randn(prior_components, latent_dim)),
+                    "log_vars": nn.Parameter(torch.zeros(prior_components, latent_dim)),
+                }
+            )
+            self.ema_modules = (*type(self).ema_modules, "prior")  # sampling reads the prior too
 
     def encode_distribution(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(z_mean, z_log_var), each (B, latent_dim)."""
@@ -139,11 +162,24 @@ class VAEModel(_Latent, GenerativeModel):
     def encode(self, x: Tensor) -> Tensor:
         return self.encode_distribution(x)[0]
 
+    def _prior_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(logits (K,), means (K, D), log_vars (K, D)) of the learned mixture prior."""
+        assert self.prior is not None
+        return self.prior["logits"], self.prior["means"], self.prior["log_vars"].clamp(-30, 20)
+
+    def kl(self, z: Tensor, z_mean: Tensor, z_log_var: Tensor) -> Tensor:
+        """D_KL[q(z|x) ‖ p(z)] per sample (B,): closed form for N(0, I), the one-sample estimate at
+        ``z`` (a draw of q(z|x)) for the learned mixture."""
+        if self.prior is None:
+            return kl_divergence(z_mean, z_log_var)
+        return kl_monte_carlo(z, z_mean, z_log_var, mixture_log_prob(z, *self._prior_parameters()))
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["image"]
         z_mean, z_log_var = self.encode_distribution(x)
-        recon = reconstruction_loss(self.reconstruction, self.decoder(reparameterize(z_mean, z_log_var)), x).mean()
-        kl = kl_divergence(z_mean, z_log_var).mean()
+        z = reparameterize(z_mean, z_log_var)
+        recon = reconstruction_loss(self.reconstruction, self.decoder(z), x).mean()
+        kl = self.kl(z, z_mean, z_log_var).mean()
         beta = kl_weight(self.global_step, self.beta, self.kl_warmup_steps)
         loss = recon + beta * kl
         self.log_dict({"train/loss": loss, "train/recon": recon, "train/kl": kl, "train/beta": beta}, prog_bar=True)
@@ -151,13 +187,21 @@ class VAEModel(_Latent, GenerativeModel):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._log_recon(batch, "val")
-        self.log("val/kl", kl_divergence(*self.encode_distribution(batch["image"])).mean(), sync_dist=True)
+        z_mean, z_log_var = self.encode_distribution(batch["image"])
+        z = z_mean if self.prior is None else reparameterize(z_mean, z_log_var)  # the closed form needs no draw
+        self.log("val/kl", self.kl(z, z_mean, z_log_var).mean(), sync_dist=True)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._log_recon(batch, "test")
 
     def configure_optimizers(self) -> Any:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+    def sample_prior(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ p(z), (num, latent_dim): N(0, I) or the learned mixture."""
+        if self.prior is None:
+            return randn_like(torch.empty(num, self.latent_dim, device=self.device), generator)
+        return sample_mixture(num, *self._prior_parameters(), generator)
 
     @torch.no_grad()
     def sample(
@@ -172,12 +216,10 @@ class VAEModel(_Latent, GenerativeModel):
         noise: Tensor | None = None,
         temperature: float | None = None,
     ) -> Tensor:
-        """Decode z ~ N(0, I) (or ``noise``, a batch of latents): (num, C, H, W) in [-1, 1].
+        """Decode z ~ p(z) (or ``noise``, a batch of latents): (num, C, H, W) in [-1, 1].
 
         One decoder pass of an unconditional model: every other option is refused.
         """
         self.refuse_options(cond=cond, steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
-        if noise is None:
-            noise = randn_like(torch.empty(num, self.latent_dim, device=self.device), generator)
         with self.eval_mode(self):
-            return self.decode(noise).clamp(-1, 1)
+            return self.decode(self.sample_prior(num, generator) if noise is None else noise).clamp(-1, 1)

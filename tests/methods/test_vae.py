@@ -6,8 +6,19 @@ import math
 
 import pytest
 import torch
+from torch import distributions as D
 
-from lit_genvision.methods.vae import attribute_vector, kl_divergence, kl_weight, reconstruction_loss, reparameterize
+from lit_genvision.methods.vae import (
+    attribute_vector,
+    gaussian_log_prob,
+    kl_divergence,
+    kl_monte_carlo,
+    kl_weight,
+    mixture_log_prob,
+    reconstruction_loss,
+    reparameterize,
+    sample_mixture,
+)
 from lit_genvision.nn import ConvDecoder, ConvEncoder
 
 
@@ -31,6 +42,52 @@ def test_kl_matches_a_monte_carlo_estimate():
     log_q = (-0.5 * ((z - mu) ** 2 / var + log_var + math.log(2 * math.pi))).sum(1)
     log_p = (-0.5 * (z**2 + math.log(2 * math.pi))).sum(1)
     assert (log_q - log_p).mean().item() == pytest.approx(kl_divergence(mu, log_var).item(), abs=0.01)
+
+
+def test_gaussian_log_prob_matches_torch_distributions():
+    g = torch.Generator().manual_seed(3)
+    z, mu, log_var = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    expected = D.Independent(D.Normal(mu, (0.5 * log_var).exp()), 1).log_prob(z)
+    torch.testing.assert_close(gaussian_log_prob(z, mu, log_var), expected)
+
+
+def test_mixture_log_prob_matches_torch_mixture_same_family():
+    g = torch.Generator().manual_seed(4)
+    logits, means, log_vars = (
+        torch.randn(5, generator=g),
+        torch.randn(5, 3, generator=g),
+        torch.randn(5, 3, generator=g),
+    )
+    z = 2 * torch.randn(7, 3, generator=g)
+    reference = D.MixtureSameFamily(
+        D.Categorical(logits=logits), D.Independent(D.Normal(means, (0.5 * log_vars).exp()), 1)
+    )
+    torch.testing.assert_close(mixture_log_prob(z, logits, means, log_vars), reference.log_prob(z))
+
+
+def test_one_component_mixture_is_that_gaussian_and_monte_carlo_kl_averages_to_the_closed_form():
+    g = torch.Generator().manual_seed(5)
+    mu = torch.tensor([[0.8, -0.3, 0.1]], dtype=torch.float64).expand(400_000, -1)
+    log_var = torch.tensor([[-0.5, 0.4, 0.0]], dtype=torch.float64).expand(400_000, -1)
+    z = reparameterize(mu, log_var, g)
+    zeros = torch.zeros(1, 3, dtype=torch.float64)
+    log_p = mixture_log_prob(z, torch.zeros(1, dtype=torch.float64), zeros, zeros)
+    torch.testing.assert_close(log_p, gaussian_log_prob(z, zeros, zeros))
+    estimate = kl_monte_carlo(z, mu, log_var, log_p).mean().item()
+    assert estimate == pytest.approx(kl_divergence(mu[:1], log_var[:1]).item(), abs=0.01)
+
+
+def test_mixture_samples_have_the_component_weights_means_and_variances():
+    g = torch.Generator().manual_seed(6)
+    logits = torch.tensor([0.7, 0.2, 0.1]).log()
+    means = torch.tensor([[-20.0, 0.0], [0.0, 20.0], [20.0, 0.0]])
+    log_vars = torch.tensor([[0.0, 0.0], [math.log(4.0), 0.0], [0.0, math.log(0.25)]])
+    z = sample_mixture(200_000, logits, means, log_vars, g)
+    k = torch.cdist(z, means).argmin(1)  # components 20 apart: each sample's nearest mean is its own
+    torch.testing.assert_close(torch.bincount(k, minlength=3) / len(z), logits.exp(), atol=0.005, rtol=0)
+    for j in range(3):
+        torch.testing.assert_close(z[k == j].mean(0), means[j], atol=0.03, rtol=0)
+        torch.testing.assert_close(z[k == j].var(0), log_vars[j].exp(), rtol=0.03, atol=0)
 
 
 def test_reparameterised_sample_has_the_predicted_moments():

@@ -119,6 +119,7 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
     ("vae negative beta", lambda: _vae(beta=-1.0), "beta"),
     ("vae negative kl warmup", lambda: _vae(kl_warmup_steps=-3), "kl_warmup_steps"),
     ("vae zero latent", lambda: _vae(latent_dim=0), "latent_dim"),
+    ("vae negative prior components", lambda: _vae(prior_components=-1), "prior_components"),
     ("vae nan lr", lambda: _vae(lr=NAN), "lr"),
     ("autoencoder negative lr", lambda: _autoencoder(lr=-1e-3), "lr"),
     ("autoencoder unknown reconstruction", lambda: _autoencoder(reconstruction="l1"), "reconstruction"),
