@@ -50,6 +50,7 @@ from lit_genvision.metrics.scoring import (
     parse_metrics,
     with_label_metrics,
 )
+from lit_genvision.metrics.tokens import codebook_statistics
 
 BASELINES = ("real", "noise", "one-class", "mean-image")
 
@@ -108,6 +109,8 @@ class EvaluateOptions:
     """Use the raw weights instead of the EMA."""
     ckpt_source: str | None = None
     """The URL ``ckpt`` was downloaded from, recorded instead of the temporary file."""
+    reconstruct: bool = False
+    """Score the model's reconstructions of the split's images (a tokenizer or autoencoder), not samples."""
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> EvaluateOptions:
@@ -185,6 +188,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download-weights", action="store_true", help="download the Inception weights if missing")
     p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
     p.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="score a tokenizer's (or autoencoder's) reconstructions of the --split images instead of samples, "
+        "with MSE, bits per image and codebook utilisation",
+    )
+    p.add_argument(
         "--devices",
         type=int,
         default=1,
@@ -218,6 +227,8 @@ def check_arguments(options: EvaluateOptions, metrics: list[str]) -> None:
     check_sampling_arguments(options)  # reads the sampling attributes, which the options share with argparse's
     check_int("--repeats", options.repeats, low=1, hint="pass the number of subsets to average")
     check_int("--devices", options.devices, low=1, hint="pass 1 to evaluate in this process")
+    if options.reconstruct and (options.baseline is not None or options.devices > 1):
+        raise ValueError("--reconstruct scores one checkpoint in one process; omit --baseline and --devices.")
     check_writable(options.store or default_store_path(), "--store")
 
 
@@ -287,7 +298,10 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
     rank = dist_rank_world()[0]
     store = ResultsStore(options.store) if rank == 0 else None  # open (and check) the store before spending time
     common: dict[str, Any] = {"num_samples": options.num_samples, "split": options.split}
-    if options.baseline:
+    extra_extractors: dict[str, str] = {}
+    if options.reconstruct:
+        values, common, scorers, extra_extractors = _reconstructions(options, metrics, common)
+    elif options.baseline:
         datamodule = DigitsDataModule()
         scorers = build_scorers(
             metrics, datamodule, options.split, datamodule.image_size, **_extractor_options(options)
@@ -367,7 +381,7 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
     wall = time.perf_counter() - start
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     revision = git_revision()
-    extractor_of = {m: s.extractor.name for s in scorers for m in s.metrics}
+    extractor_of = {m: s.extractor.name for s in scorers for m in s.metrics} | extra_extractors
     records = [
         common
         | {
@@ -387,6 +401,59 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
     if options.wandb:
         _log_wandb(records)
     return records
+
+
+@torch.no_grad()
+def _reconstructions(
+    options: EvaluateOptions, metrics: list[str], common: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, Any], list[Scorer], dict[str, str]]:
+    """Score ``model.reconstruct`` of the first ``num_samples`` images of the split (all of them if
+    fewer) against the split's reference: the metrics, the MSE per pixel in [-1, 1], and for a
+    tokenizer its bits per image and the codebook utilisation and perplexity of those images' tokens."""
+    ckpt = Path(options.ckpt)
+    model = load_model(ckpt, use_ema=not options.no_ema).to(resolve_device(options.device))
+    if not hasattr(model, "reconstruct"):
+        raise ValueError(
+            f"--reconstruct needs a tokenizer or autoencoder, and {ckpt} holds a {type(model).__name__} "
+            f"({model.family} family); omit --reconstruct to score its samples."
+        )
+    datamodule = run_datamodule(ckpt)
+    images = datamodule.split(options.split).images[: options.num_samples]
+    size = images.shape[-1]
+    scorers = build_scorers(metrics, datamodule, options.split, size, **_extractor_options(options))
+    squared, tokens = 0.0, []
+    for batch in image_batches(images, options.batch_size):
+        x = batch.to(model.device)
+        x_hat = model.reconstruct(x)
+        squared += (x_hat - x).pow(2).sum().item()
+        for scorer in scorers:
+            scorer.update(x_hat.cpu(), None)
+        if hasattr(model, "encode_indices"):
+            tokens.append(model.encode_indices(x).cpu())
+    values = {k: v for s in scorers for k, v in s.compute().items()}
+    values["recon_mse"] = squared / images.numel()
+    extractors = {"recon_mse": "pixels"}
+    bits = None
+    if tokens:
+        bits = model.bits_per_image()
+        values |= codebook_statistics(torch.cat(tokens), model.vocab_size) | {"bits_per_image": bits}
+        extractors |= dict.fromkeys(("utilisation", "perplexity", "bits_per_image"), "tokens")
+    run_name = options.name or "/".join(ckpt.resolve().parts[-4:-2])
+    common = common | {
+        "model": run_name,
+        "family": model.family,
+        "dataset": datamodule.name,
+        "num_samples": len(images),
+        "checkpoint": options.ckpt_source or str(ckpt),
+        "checkpoint_hash": file_hash(ckpt),
+        "sampler": "reconstruct",
+        "steps": 0,
+        "image_size": size,
+        "device": "cpu" if model.device.type == "cpu" else torch.cuda.get_device_name(model.device),
+        "notes": None if getattr(model, "ema_loaded", False) else "raw weights",
+        "bits_per_image": bits,
+    }
+    return values, common, scorers, extractors
 
 
 def _print(records: list[dict[str, Any]], store_path: Path, scorers: list[Scorer]) -> None:

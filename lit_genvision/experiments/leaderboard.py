@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lit_genvision.experiments.store import PROTOCOL, ResultsStore
+from lit_genvision.experiments.store import COMPARABLE, ResultsStore
 from lit_genvision.metrics.scoring import lower_is_better
 
 
@@ -24,23 +24,25 @@ def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The newest record per (model, checkpoint, sampler, steps, protocol, metric)."""
     keep: dict[tuple, dict[str, Any]] = {}
     for r in records:  # ordered by id
-        keep[(r["model"], r["checkpoint_hash"], r["sampler"], r["steps"], r["metric"], *(r[k] for k in PROTOCOL))] = r
+        key = (r["model"], r["checkpoint_hash"], r["sampler"], r["steps"], r["metric"])
+        keep[(*key, *(r.get(k) for k in COMPARABLE))] = r
     return list(keep.values())
 
 
 def groups(records: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    """Records grouped by (protocol…, metric), each group ranked best first."""
+    """Records grouped by (protocol…, bits per image, metric), each group ranked best first."""
     out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        out[(*(r[k] for k in PROTOCOL), r["metric"])].append(r)
+        out[(*(r.get(k) for k in COMPARABLE), r["metric"])].append(r)
     for key, rows in out.items():
         rows.sort(key=lambda r: r["value"], reverse=not lower_is_better(key[-1]))
     return dict(sorted(out.items(), key=lambda kv: tuple(str(k) for k in kv[0])))
 
 
 def _title(key: tuple) -> str:
-    dataset, split, extractor, n, size, metric = key
-    return f"{metric} · {dataset}/{split} · {extractor} · N={n} · {size}px"
+    dataset, split, extractor, n, size, bits, metric = key
+    rate = f" · {bits:g} bits/image" if bits is not None else ""
+    return f"{metric} · {dataset}/{split} · {extractor} · N={n} · {size}px{rate}"
 
 
 def markdown(grouped: dict[tuple, list[dict[str, Any]]]) -> str:

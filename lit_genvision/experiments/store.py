@@ -1,7 +1,8 @@
 """The results store: one SQLite file of `evaluate` records that the leaderboard reads.
 
-Every record carries its protocol (dataset, split, extractor, sample count, image size) so the
-leaderboard never ranks numbers that are not comparable.
+Every record carries its protocol (dataset, split, extractor, sample count, image size; and the
+bits per image of a tokenizer's reconstructions) so the leaderboard never ranks numbers that are
+not comparable.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ COLUMNS = {
     "git_revision": "TEXT",
     "status": "TEXT",
     "notes": "TEXT",
+    "bits_per_image": "REAL",
 }
 PROTOCOL = ("dataset", "split", "extractor", "num_samples", "image_size")
+#: What makes two records comparable: the protocol, and for a tokenizer's reconstructions the bits
+#: per image it spends (NULL for generated samples), so tokenizers rank at equal rate only.
+COMPARABLE = (*PROTOCOL, "bits_per_image")
 
 
 class StoreError(RuntimeError):

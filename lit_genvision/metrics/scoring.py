@@ -16,6 +16,7 @@ from torch import Tensor
 from lit_genvision.metrics.frechet import FeatureStats
 from lit_genvision.metrics.reference import KID_FEATURES, Reference, image_batches, reference_key, reference_stats
 from lit_genvision.metrics.registry import FAMILIES, METRICS, Metric
+from lit_genvision.metrics.tokens import RECONSTRUCTION_DIRECTIONS
 
 #: Feature dimensions of the two extractors (``SmallConvNet(feature_dim=64)`` in metrics/digits.py,
 #: Inception's pool3 in metrics/inception.py): a Fréchet distance needs more samples than these.
@@ -42,8 +43,10 @@ __all__ = [
 
 
 def lower_is_better(metric: str) -> bool:
-    """The registered direction of ``metric`` (True for a name not registered)."""
-    return METRICS[metric].lower_is_better if metric in METRICS else True
+    """The registered direction of ``metric``, or a reconstruction figure's (True for any other name)."""
+    if metric in METRICS:
+        return METRICS[metric].lower_is_better
+    return RECONSTRUCTION_DIRECTIONS.get(metric, True)
 
 
 def check_sample_count(metrics: list[str], num_samples: int) -> None:

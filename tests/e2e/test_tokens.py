@@ -79,3 +79,47 @@ def test_the_prior_rebuilds_without_the_tokenizers_file(tokenizer_ckpt, tmp_path
     moved.unlink()  # the tokenizer's own checkpoint is gone: its weights live in the prior's
     after = load_model(prior_ckpt).sample(3, generator=__import__("torch").Generator().manual_seed(0))
     assert (before == after).all()
+
+
+def test_evaluate_reconstruct_scores_the_tokenizer_against_a_recomputation(tokenizer_ckpt, tmp_path):
+    import torch
+
+    from lit_genvision.data import DigitsDataModule
+    from lit_genvision.metrics.reference import to_unit_range
+    from lit_genvision.metrics.tokens import codebook_statistics
+
+    store = tmp_path / "r.sqlite"
+    assert (
+        main(
+            ["evaluate", "--ckpt", str(tokenizer_ckpt), "--reconstruct", "--num-samples", "500", "--store", str(store)]
+        )
+        == 0
+    )
+    values = {r["metric"]: r for r in ResultsStore(store).records()}
+    assert {"digits_fd", "recon_mse", "utilisation", "perplexity", "bits_per_image"} <= set(values)
+    assert all(
+        r["num_samples"] == 359 and r["sampler"] == "reconstruct" for r in values.values()
+    )  # the whole test split
+
+    model = load_model(tokenizer_ckpt)
+    x = to_unit_range(DigitsDataModule(image_size=16).split("test").images)
+    with torch.no_grad():
+        mse = (model.reconstruct(x) - x).pow(2).mean().item()
+        stats = codebook_statistics(model.encode_indices(x), 1000)
+    assert values["recon_mse"]["value"] == pytest.approx(mse, rel=1e-5)
+    assert values["utilisation"]["value"] == pytest.approx(stats["utilisation"])
+    assert values["bits_per_image"]["value"] == pytest.approx(16 * np.log2(1000))  # 4×4 tokens of 8·5·5·5 codes
+    assert all(r["bits_per_image"] == pytest.approx(16 * np.log2(1000)) for r in values.values())
+
+
+def test_codebook_statistics_of_a_known_histogram():
+    import torch
+
+    from lit_genvision.metrics.tokens import codebook_statistics
+
+    tokens = torch.tensor([0, 0, 1, 1]).view(1, 2, 2)  # two codes of 8, used equally
+    stats = codebook_statistics(tokens, 8)
+    assert stats["utilisation"] == 2 / 8 and stats["perplexity"] == pytest.approx(2.0)
+    residual = torch.stack([tokens, torch.zeros_like(tokens)], -1)  # stage 2 uses one code
+    stats = codebook_statistics(residual, 8)
+    assert stats["utilisation"] == pytest.approx((2 / 8 + 1 / 8) / 2) and stats["perplexity"] == pytest.approx(1.5)

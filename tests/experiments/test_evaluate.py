@@ -179,3 +179,23 @@ def test_typed_evaluate_records_what_the_command_line_records_and_parses_nothing
 def test_typed_options_refuse_what_argparse_would(changes, message, tmp_path):
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         evaluate(EvaluateOptions(store=tmp_path / "r.sqlite", **changes))
+
+
+def test_leaderboard_ranks_tokenizers_only_at_equal_bits_per_image(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    base = {"dataset": "digits", "split": "test", "extractor": "tokens", "image_size": 16, "num_samples": 359}
+    base |= {"status": "ok", "family": "tokenizer", "sampler": "reconstruct", "steps": 0, "checkpoint_hash": "h"}
+    store.add(
+        [
+            base | {"model": "vq", "metric": "utilisation", "value": 0.2, "bits_per_image": 144.0},
+            base | {"model": "lfq", "metric": "utilisation", "value": 0.9, "bits_per_image": 144.0},
+            base | {"model": "rvq", "metric": "utilisation", "value": 0.95, "bits_per_image": 256.0},
+        ]
+    )
+    store.close()
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--store", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0
+    sections = out.with_suffix(".md").read_text().split("## ")[1:]
+    at_144 = next(s for s in sections if "144 bits/image" in s)
+    assert len(sections) == 2 and "| rvq |" not in at_144
+    assert at_144.index("| 1 | lfq |") < at_144.index("| 2 | vq |")  # utilisation: higher is better
