@@ -197,6 +197,11 @@ class VAEModel(_Latent, GenerativeModel):
     def configure_optimizers(self) -> Any:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """A VAE starts from z (latent_dim,)."""
+        return (self.latent_dim,)
+
     def sample_prior(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """z ~ p(z), (num, latent_dim): N(0, I) or the learned mixture."""
         if self.prior is None:
