@@ -59,8 +59,9 @@ class VQModel(PlatformModule):
         reconstruction: ``l1`` (taming-transformers) or ``mse``.
         adversarial_weight: w_adv multiplying λ·L_G (taming's ``disc_weight``; 0.8 in its configs).
         adversarial_start: tokenizer steps before the adversarial term and discriminator start.
-        lr: Adam learning rate of the tokenizer (β = 0.5, 0.9 as taming-transformers).
+        lr: Adam learning rate of the tokenizer.
         lr_d: Adam learning rate of the discriminator (default: ``lr``).
+        betas: Adam betas of both (taming-transformers: 0.5, 0.9; ViT-VQGAN: 0.9, 0.99).
     """
 
     family = "tokenizer"
@@ -79,6 +80,7 @@ class VQModel(PlatformModule):
         adversarial_start: int = 0,
         lr: float = 2e-4,
         lr_d: float | None = None,
+        betas: tuple[float, float] = (0.5, 0.9),
     ) -> None:
         super().__init__()
         self.save_config()
@@ -101,7 +103,11 @@ class VQModel(PlatformModule):
             adversarial_weight,
             adversarial_start,
         )
-        self.lr, self.lr_d = lr, lr_d if lr_d is not None else lr
+        if len(betas) != 2:
+            raise ValueError(f"betas must be two Adam coefficients (beta1, beta2), got {betas!r}.")
+        for i, beta in enumerate(betas):
+            check_float(f"betas[{i}]", beta, low=0, high=1, high_open=True, hint="Adam betas are in [0, 1)")
+        self.lr, self.lr_d, self.betas = lr, lr_d if lr_d is not None else lr, tuple(betas)
         self.register_buffer("tokenizer_steps", torch.zeros((), dtype=torch.long))  # resumes with the checkpoint
 
     # -- the tokenizer interface -------------------------------------------------------------
@@ -220,10 +226,10 @@ class VQModel(PlatformModule):
 
     def configure_optimizers(self) -> Any:
         tokenizer = [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
-        opt = torch.optim.Adam(tokenizer, lr=self.lr, betas=(0.5, 0.9))
+        opt = torch.optim.Adam(tokenizer, lr=self.lr, betas=self.betas)
         if self.discriminator is None:
             return opt
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=(0.5, 0.9))
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=self.betas)
         return [opt, opt_d]
 
 
