@@ -93,6 +93,15 @@ def check_int(name: str, value: object, *, low: int | None = None, high: int | N
     return int(value)
 
 
+def check_betas(betas: object) -> tuple[float, float]:
+    """Adam's (β1, β2), each in [0, 1), as a tuple; one sentence otherwise."""
+    if not isinstance(betas, list | tuple) or len(betas) != 2:
+        raise ValueError(f"betas must be two Adam coefficients (beta1, beta2), got {betas!r}.")
+    for i, beta in enumerate(betas):
+        check_float(f"betas[{i}]", beta, low=0, high=1, high_open=True, hint="Adam betas are in [0, 1)")
+    return (float(betas[0]), float(betas[1]))
+
+
 def check_writable(path: str | os.PathLike[str], name: str) -> Path:
     """Make sure a file can be written at ``path`` before any work is spent producing it.
 

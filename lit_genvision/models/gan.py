@@ -13,7 +13,7 @@ from typing import Any, ClassVar, get_args
 import torch
 from torch import Tensor, nn
 
-from lit_genvision.checks import check_float, check_int
+from lit_genvision.checks import check_betas, check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.gan import GANLoss, d_loss, g_loss, gradient_penalty, r1_penalty
 from lit_genvision.models.base import GenerativeModel
@@ -69,10 +69,7 @@ class GANModel(GenerativeModel):
         check_float("r1_weight", r1_weight, low=0, hint="pass 0 to turn the R1 penalty off")
         check_float("lr_g", lr_g, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
         check_float("lr_d", lr_d, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
-        if len(betas) != 2:
-            raise ValueError(f"betas must be two Adam coefficients (beta1, beta2), got {betas!r}.")
-        for i, beta in enumerate(betas):
-            check_float(f"betas[{i}]", beta, low=0, high=1, high_open=True, hint="Adam betas are in [0, 1)")
+        betas = check_betas(betas)
         for attr in ("num_classes", "cond_dim"):
             g_value, d_value = getattr(generator, attr, None), getattr(discriminator, attr, None)
             if g_value != d_value:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lit_genvision.checks import check_float, check_int
+from lit_genvision.checks import check_betas, check_float, check_int
 from lit_genvision.methods.gan import d_loss, g_loss
 from lit_genvision.methods.quantizers import Quantizer
 from lit_genvision.models.base import PlatformModule
@@ -103,10 +103,7 @@ class VQModel(PlatformModule):
             adversarial_weight,
             adversarial_start,
         )
-        if len(betas) != 2:
-            raise ValueError(f"betas must be two Adam coefficients (beta1, beta2), got {betas!r}.")
-        for i, beta in enumerate(betas):
-            check_float(f"betas[{i}]", beta, low=0, high=1, high_open=True, hint="Adam betas are in [0, 1)")
+        betas = check_betas(betas)
         self.lr, self.lr_d, self.betas = lr, lr_d if lr_d is not None else lr, tuple(betas)
         self.register_buffer("tokenizer_steps", torch.zeros((), dtype=torch.long))  # resumes with the checkpoint
 
