@@ -4,6 +4,7 @@ from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
+from lit_genvision.nn.lpips import LPIPS
 from lit_genvision.nn.patchgan import PatchGANDiscriminator
 from lit_genvision.nn.transformer import (
     KVCache,
@@ -44,4 +45,5 @@ __all__ = [
     "ViTDecoder",
     "ViTEncoder",
     "PatchGANDiscriminator",
+    "LPIPS",
 ]
