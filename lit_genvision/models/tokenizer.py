@@ -4,7 +4,8 @@ x → E(x) = z_e (B, z, h, w) → 1×1 conv → quantizer → z_q, indices (the 
 
     L_tok = L_rec(x, x̂) + L_quantizer [+ λ · w_adv · L_G(D_φ(x̂))]
 
-with L_rec the L1 (taming-transformers) or squared error per pixel, L_quantizer the quantizer's own
+with L_rec the L1 (taming-transformers) or squared error per pixel, plus w_p·LPIPS(x, x̂) when the
+perceptual weights are given as local files, L_quantizer the quantizer's own
 terms (codebook + commitment, LFQ's entropy, nothing for FSQ), and the adversarial term switched on
 after ``adversarial_start`` tokenizer steps, weighted adaptively at the decoder's last layer W_L
 (Esser et al. 2021, eq. 7):
@@ -12,9 +13,11 @@ after ``adversarial_start`` tokenizer steps, weighted adaptively at the decoder'
     λ = ‖∇_{W_L} L_rec‖ / (‖∇_{W_L} L_G‖ + 10⁻⁴),   clamped to [0, 10⁴] and detached.
 
 The discriminator φ trains on the hinge loss of its logit map against real and reconstructed images.
+The LPIPS network is read only from local files (torchvision's VGG16 and the lpips package's linear
+weights; nothing is downloaded), built when training starts, frozen, and kept out of the checkpoint:
+a tokenizer rebuilt for inference never needs those files.
 As for the GAN family, ``trainer.max_steps`` counts the optimiser steps of both once φ trains;
 ``tokenizer_steps`` (a buffer, so it resumes) counts the tokenizer's.
-A perceptual (LPIPS) term is not built in: no weights may be downloaded at run time, and none ship.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lit_genvision.checks import check_betas, check_float, check_int
 from lit_genvision.methods.gan import d_loss, g_loss
 from lit_genvision.methods.quantizers import Quantizer
 from lit_genvision.models.base import PlatformModule
+from lit_genvision.nn.lpips import LPIPS
 
 Reconstruction = Literal["l1", "mse"]
 
@@ -62,6 +66,9 @@ class VQModel(PlatformModule):
         lr: Adam learning rate of the tokenizer.
         lr_d: Adam learning rate of the discriminator (default: ``lr``).
         betas: Adam betas of both (taming-transformers: 0.5, 0.9; ViT-VQGAN: 0.9, 0.99).
+        perceptual_weights: local paths ``[vgg16.pth, lpips_vgg.pth]`` of an LPIPS perceptual term
+            (``nn.LPIPS``); None (the default) trains without it.
+        perceptual_weight: w_p (taming-transformers: 1.0).
     """
 
     family = "tokenizer"
@@ -81,6 +88,8 @@ class VQModel(PlatformModule):
         lr: float = 2e-4,
         lr_d: float | None = None,
         betas: tuple[float, float] = (0.5, 0.9),
+        perceptual_weights: tuple[str, str] | None = None,
+        perceptual_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -106,6 +115,24 @@ class VQModel(PlatformModule):
         betas = check_betas(betas)
         self.lr, self.lr_d, self.betas = lr, lr_d if lr_d is not None else lr, tuple(betas)
         self.register_buffer("tokenizer_steps", torch.zeros((), dtype=torch.long))  # resumes with the checkpoint
+        check_float("perceptual_weight", perceptual_weight, low=0, hint="pass 0 to train without LPIPS")
+        if perceptual_weights is not None and len(perceptual_weights) != 2:
+            raise ValueError(
+                "perceptual_weights must be two local files [vgg16 weights, lpips linear weights], "
+                f"got {perceptual_weights!r}."
+            )
+        self.perceptual_weights, self.perceptual_weight = perceptual_weights, perceptual_weight
+        self._lpips: list[nn.Module] = []  # built at fit start; a list keeps it out of the state dict
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit":
+            self.build_perceptual()
+
+    def build_perceptual(self) -> None:
+        """Read the LPIPS network from its local files (once; a missing file fails here, before training)."""
+        if self.perceptual_weights and self.perceptual_weight > 0 and not self._lpips:
+            self._lpips.append(LPIPS(*self.perceptual_weights))
 
     # -- the tokenizer interface -------------------------------------------------------------
     @property
@@ -158,7 +185,12 @@ class VQModel(PlatformModule):
 
     # -- training ----------------------------------------------------------------------------
     def _rec_loss(self, x_hat: Tensor, x: Tensor) -> Tensor:
-        return (x_hat - x).abs().mean() if self.reconstruction == "l1" else (x_hat - x).pow(2).mean()
+        """L1 or squared error per pixel, plus w_p·LPIPS when the perceptual term is on."""
+        loss = (x_hat - x).abs().mean() if self.reconstruction == "l1" else (x_hat - x).pow(2).mean()
+        if self._lpips:
+            lpips = self._lpips[0].to(x.device)
+            loss = loss + self.perceptual_weight * lpips(x_hat, x).mean()
+        return loss
 
     @property
     def adversarial(self) -> bool:

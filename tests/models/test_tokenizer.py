@@ -115,3 +115,25 @@ def test_the_prior_is_causal_and_stages_have_their_own_embeddings():
     diff = (net(a) - net(b2)).abs().sum(-1)[0]
     assert diff[:2].max() == 0 and diff[2:].min() > 0
     assert net.code_ids(torch.tensor([[1, 1, 1, 1]]), 0).tolist() == [[1, 6, 1, 6]]
+
+
+def test_the_perceptual_term_adds_w_times_lpips_and_stays_out_of_the_checkpoint(tmp_path):
+    from fixtures.lpips import _lin_state, _vgg_state
+
+    from lit_genvision.nn.lpips import LPIPS
+
+    torch.save(_vgg_state(), tmp_path / "vgg16.pth")
+    torch.save(_lin_state(), tmp_path / "vgg.pth")
+    files = (str(tmp_path / "vgg16.pth"), str(tmp_path / "vgg.pth"))
+    plain, perceptual = tokenizer(), tokenizer(perceptual_weights=files, perceptual_weight=0.5)
+    perceptual.build_perceptual()
+    x, x_hat = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    expected = plain._rec_loss(x_hat, x) + 0.5 * LPIPS(*files)(x_hat, x).mean()
+    torch.testing.assert_close(perceptual._rec_loss(x_hat, x), expected)
+    assert not any("lpips" in k.lower() or "vgg" in k.lower() for k in perceptual.state_dict())
+
+
+def test_missing_perceptual_weights_fail_before_training(tmp_path):
+    model = tokenizer(perceptual_weights=(str(tmp_path / "no.pth"), str(tmp_path / "no2.pth")))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        model.build_perceptual()  # what fit does at setup, before the first step

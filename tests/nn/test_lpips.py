@@ -8,46 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures.lpips import CONVS, POOL_AFTER, TAP_AFTER, _lin_state, _vgg_state
 from torch import Tensor
 
 from lit_genvision.nn import LPIPS
-
-CHANNELS = (64, 128, 256, 512, 512)
-# (in, out) of each conv of torchvision's vgg16().features, keyed by its index there; 2×2 pools after 2, 7, 14, 21.
-CONVS = {
-    0: (3, 64),
-    2: (64, 64),
-    5: (64, 128),
-    7: (128, 128),
-    10: (128, 256),
-    12: (256, 256),
-    14: (256, 256),
-    17: (256, 512),
-    19: (512, 512),
-    21: (512, 512),
-    24: (512, 512),
-    26: (512, 512),
-    28: (512, 512),
-}
-POOL_AFTER = (2, 7, 14, 21)
-TAP_AFTER = (2, 7, 14, 21, 28)  # relu1_2 … relu5_3 follow these convs
-
-
-def _vgg_state() -> dict[str, Tensor]:
-    """Random weights in the layout of torchvision's vgg16 state dict, classifier included."""
-    g = torch.Generator().manual_seed(0)
-    state: dict[str, Tensor] = {}
-    for i, (cin, cout) in CONVS.items():
-        # He-scaled so activations keep their size down 13 layers (a 16×16 input stays away from all-zero).
-        state[f"features.{i}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
-        state[f"features.{i}.bias"] = torch.randn(cout, generator=g) * 0.01
-    state["classifier.0.weight"] = torch.zeros(4, 4)  # ignored, as in the real file
-    return state
-
-
-def _lin_state() -> dict[str, Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) for i, c in enumerate(CHANNELS)}
 
 
 @pytest.fixture(scope="module")
