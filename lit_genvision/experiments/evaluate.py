@@ -99,6 +99,10 @@ class EvaluateOptions:
     """dopri5 absolute tolerance."""
     guidance: float | None = None
     """Classifier-free guidance scale (None: the model's)."""
+    temperature: float | None = None
+    """Softmax temperature of a token prior (None: the model's)."""
+    top_k: int | None = None
+    """Top-k of a token prior (None: the model's)."""
     seed: int = 0
     """Batch b is drawn with a generator seeded from (seed, b)."""
     label: str | None = None
@@ -342,6 +346,8 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
             eta=options.eta,
             rtol=options.rtol,
             atol=options.atol,
+            temperature=options.temperature,
+            top_k=options.top_k,
         )
         labels = parse_labels(options.label, options.num_samples, model.num_classes)
         rank, world = dist_rank_world()

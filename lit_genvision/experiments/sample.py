@@ -28,6 +28,10 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     check_float("--atol", args.atol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
     if getattr(args, "guidance", None) is not None:
         check_float("--guidance", args.guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
+    if getattr(args, "temperature", None) is not None:
+        check_float("--temperature", args.temperature, low=0, low_open=True, hint="pass 1 to sample as trained")
+    if getattr(args, "top_k", None) is not None:
+        check_int("--top-k", args.top_k, low=1, hint="omit it to sample from every code")
     check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images generated at once")
 
 
@@ -39,9 +43,21 @@ def configure_sampling(
     eta: float = 0.0,
     rtol: float = 1e-3,
     atol: float = 1e-3,
+    temperature: float | None = None,
+    top_k: int | None = None,
 ):
-    """Set the classifier-free guidance scale ``guidance`` on the model (None: leave it) and build the
-    sampler named ``sampler`` (None: the model's own) with DDIM's ``eta`` and dopri5's tolerances."""
+    """Set the classifier-free guidance scale ``guidance`` on the model (None: leave it), and a token
+    prior's ``temperature`` and ``top_k``, and build the sampler named ``sampler`` (None: the model's
+    own) with DDIM's ``eta`` and dopri5's tolerances."""
+    for name, value in (("temperature", temperature), ("top_k", top_k)):
+        if value is not None:
+            if not hasattr(model, name):
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(
+                    f"{flag} applies to a token prior (an autoregressive model), and this checkpoint holds a "
+                    f"{type(model).__name__} ({model.family} family); omit {flag}."
+                )
+            setattr(model, name, value)
     if guidance is not None:
         check_float("--guidance", guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
         if not model.num_classes:
@@ -61,6 +77,8 @@ def sampling_from_arguments(model, args: argparse.Namespace):
         eta=args.eta,
         rtol=args.rtol,
         atol=args.atol,
+        temperature=getattr(args, "temperature", None),
+        top_k=getattr(args, "top_k", None),
     )
 
 
@@ -81,6 +99,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="classifier-free guidance scale s (0 unconditional, 1 conditional, >1 guided)",
     )
+    p.add_argument("--temperature", type=float, default=None, help="softmax temperature of a token prior")
+    p.add_argument("--top-k", type=int, default=None, help="sample a token prior's codes from the k most likely")
     p.add_argument("--seed", type=int, default=0, help="batch b is drawn with a generator seeded from (seed, b)")
     p.add_argument(
         "--label",

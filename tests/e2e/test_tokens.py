@@ -68,6 +68,20 @@ def test_tokenizer_then_prior_sample_and_evaluate(tokenizer_ckpt, tmp_path):
     assert main(["evaluate", "--ckpt", str(prior_ckpt), "--num-samples", "65", "--store", str(store)]) == 0
     records = ResultsStore(store).records(metric="digits_fd")
     assert len(records) == 1 and records[0]["family"] == "token_prior" and records[0]["image_size"] == 16
+    assert records[0]["sampler"] == "ar(T=1)+cfg1" and records[0]["steps"] == 16  # one network pass per token
+
+    sharp = ["--temperature", "0.7", "--top-k", "50", "--num-samples", "65", "--store", str(store)]
+    assert main(["evaluate", "--ckpt", str(prior_ckpt), *sharp]) == 0
+    assert {r["sampler"] for r in ResultsStore(store).records(metric="digits_fd")} == {
+        "ar(T=1)+cfg1",
+        "ar(T=0.7,top50)+cfg1",
+    }
+
+
+def test_temperature_is_refused_for_a_model_without_tokens(tiny_checkpoint, tmp_path, capsys):
+    out = str(tmp_path / "x.png")
+    assert main(["sample", "--ckpt", str(tiny_checkpoint), "--temperature", "0.5", "--out", out]) == 2
+    assert "--temperature applies to a token prior" in capsys.readouterr().err
 
 
 def test_the_prior_rebuilds_without_the_tokenizers_file(tokenizer_ckpt, tmp_path):
