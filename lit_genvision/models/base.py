@@ -77,6 +77,16 @@ class PlatformModule(L.LightningModule):
                 f"does not provide (it provides {', '.join(provided)}); choose a data module that has them."
             )
 
+    def allow_unused_parameters_under_ddp(self) -> None:
+        """Let DDP's reducer skip parameters a backward does not reach (``find_unused_parameters``):
+        for models with two optimisers stepped in turn (a GAN's generator and discriminator, a
+        tokenizer and its PatchGAN), so that ``--trainer.strategy ddp`` just works."""
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = getattr(self.trainer, "strategy", None)
+        if isinstance(strategy, DDPStrategy):
+            strategy._ddp_kwargs["find_unused_parameters"] = True
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {
             "family": self.family,

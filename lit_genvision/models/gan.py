@@ -95,14 +95,8 @@ class GANModel(GenerativeModel):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        # Under DDP each backward reaches only one of the two networks (the other is frozen), so the
-        # reducer must not wait for the frozen side's gradients: the `ddp_find_unused_parameters_true`
-        # behaviour, set here so `--trainer.strategy ddp` just works for GANs.
-        from lightning.pytorch.strategies import DDPStrategy
-
-        strategy = getattr(self.trainer, "strategy", None)
-        if isinstance(strategy, DDPStrategy):
-            strategy._ddp_kwargs["find_unused_parameters"] = True
+        # Under DDP each backward reaches only one of the two networks (the other is frozen).
+        self.allow_unused_parameters_under_ddp()
 
     def _z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return randn_like(torch.empty(n, self.generator.latent_dim, device=self.device), generator)

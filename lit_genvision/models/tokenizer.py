@@ -126,6 +126,8 @@ class VQModel(PlatformModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        if self.discriminator is not None:  # its backward and the tokenizer's reach different parameters
+            self.allow_unused_parameters_under_ddp()
         if stage == "fit":
             self.build_perceptual()
 
