@@ -35,6 +35,7 @@ from lit_genvision.callbacks.resume_overrides import ResumeOverrides
 from lit_genvision.checkpoint_io import CheckpointError, SafeCheckpointIO, download, is_url, load_checkpoint_file
 from lit_genvision.data.base import ImageDataModule
 from lit_genvision.models.base import CHECKPOINT_KEY, PlatformModule, qualified_name
+from lit_genvision.models.pretrained import PRETRAINED_KEY
 
 # Lightning's advice that does not apply here: `main(argv)` is the documented in-process entry point,
 # and a digits epoch is legitimately shorter than the logging interval.
@@ -116,6 +117,7 @@ class GenVisionCLI(LightningCLI):
         saved = dict(ckpt.get("hyper_parameters") or {})
         saved.pop("_instantiator", None)
         saved.pop("_class_path", None)
+        saved.pop(PRETRAINED_KEY, None)  # a record of the parts it was built on, not an option
         changed = _differences(saved, configured.get("init_args") or {}, "model.init_args")
         if changed:
             print(
