@@ -159,3 +159,14 @@ def test_shipped_tokenizer_and_prior_reach_the_issue_targets(tmp_path):
     assert value[("token_prior", "min_class_share")] >= 0.05
     assert value[("token_prior", "label_agreement")] >= 0.9
     assert value[("tokenizer", "utilisation")] >= 0.8
+
+
+def test_resuming_the_prior_lists_no_changed_option(tokenizer_ckpt, tmp_path, capsys):
+    """The record of the tokenizer the prior was built on is not an option: a plain resume lists nothing."""
+    args = tiny_prior_args(tmp_path / "prior", tokenizer_ckpt, steps=2)
+    assert main(["fit", *args]) == 0
+    ckpt = next((tmp_path / "prior").rglob("last.ckpt"))
+    capsys.readouterr()
+    resume = tiny_prior_args(tmp_path / "prior", tokenizer_ckpt, steps=4)
+    assert main(["fit", *resume, "--ckpt_path", str(ckpt)]) == 0
+    assert "Resuming with options that differ" not in capsys.readouterr().err
