@@ -16,6 +16,7 @@ real test digits on odd rows, their reconstructions below) and digits_token_prio
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,9 @@ def main() -> None:
         name = f"token-prior ({args.prior})"
         cli(["evaluate", "--ckpt", str(prior), "--name", name, "--store", str(store)])
         cli(["sample", "--ckpt", str(prior), "--num", "64", "--out", str(RESULTS / "digits_token_prior.png")])
+    previous = RESULTS / "tokenizers.json"  # the fit times of earlier invocations on the same store
+    if previous.exists():
+        times = json.loads(previous.read_text()).get("fit_seconds", {}) | times
     keep = ("model", "family", "sampler", "metric", "value", "num_samples", "bits_per_image", "wall_time_s")
     records = [{k: r[k] for k in keep} for r in ResultsStore(store).records()]
     save(
