@@ -68,13 +68,13 @@ def test_tokenizer_then_prior_sample_and_evaluate(tokenizer_ckpt, tmp_path):
     assert main(["evaluate", "--ckpt", str(prior_ckpt), "--num-samples", "65", "--store", str(store)]) == 0
     records = ResultsStore(store).records(metric="digits_fd")
     assert len(records) == 1 and records[0]["family"] == "token_prior" and records[0]["image_size"] == 16
-    assert records[0]["sampler"] == "ar(T=1)+cfg1" and records[0]["steps"] == 16  # one network pass per token
+    assert records[0]["sampler"] == "ar(T=1)+cfg2" and records[0]["steps"] == 32  # two passes per token (CFG s = 2)
 
     sharp = ["--temperature", "0.7", "--top-k", "50", "--num-samples", "65", "--store", str(store)]
     assert main(["evaluate", "--ckpt", str(prior_ckpt), *sharp]) == 0
     assert {r["sampler"] for r in ResultsStore(store).records(metric="digits_fd")} == {
-        "ar(T=1)+cfg1",
-        "ar(T=0.7,top50)+cfg1",
+        "ar(T=1)+cfg2",
+        "ar(T=0.7,top50)+cfg2",
     }
 
 
