@@ -85,3 +85,27 @@ def classifier_checkpoint(tmp_path_factory) -> Path:
         ]
     )
     return root / "classifier-digits" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def run_rank_job(argv: list[str], what: str, timeout: float = 180) -> str:
+    """Run a multi-process (gloo) job script in its own session, with one thread per rank; a job that
+    does not finish within ``timeout`` s (a hung rank) is killed with all its ranks and fails the test.
+    Returns its output, after asserting it exited 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,  # so a hung job can be ended with both its ranks
+    )  # fmt: skip
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"the {what} did not finish within {timeout:g} s (a rank hung):\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
+    return output

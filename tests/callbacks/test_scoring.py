@@ -8,15 +8,11 @@ import csv
 import dataclasses
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tests_helpers import tiny_diffusion_args
+from tests_helpers import run_rank_job, tiny_diffusion_args
 
 from lit_genvision.callbacks import QualityScore
 from lit_genvision.cli import main
@@ -102,23 +98,10 @@ def test_refuses_too_few_samples_and_unknown_metrics():
 
 def _run_job(out: Path, devices: int, every: int, max_steps: int) -> None:
     """Run scoring_ddp_job.py (a fit with QualityScore) on ``devices`` gloo processes."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, str(JOB), str(out), str(devices), *map(str, (SEED, NUM, BATCH, every, max_steps))]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,  # so a hung job can be ended with both its ranks
+    run_rank_job(
+        [str(JOB), str(out), str(devices), *map(str, (SEED, NUM, BATCH, every, max_steps))],
+        f"{devices}-rank scoring job",
     )
-    try:
-        output, _ = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"the {devices}-rank scoring job did not finish within 180 s (a rank hung):\n{output[-3000:]}")
-    assert proc.returncode == 0, output[-3000:]
 
 
 def test_two_ranks_score_disjoint_shards_and_log_the_single_process_score(tmp_path):

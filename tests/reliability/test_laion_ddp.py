@@ -4,14 +4,11 @@ each pass reshuffles shards and samples reproducibly, and a pass resumes part-wa
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fixtures.formats import laion_samples, write_laion_tar
+from tests_helpers import run_rank_job
 
 from lit_genvision.data.laion import LaionDataModule, LaionFilters
 
@@ -40,22 +37,7 @@ def at(dm: LaionDataModule, pass_index: int, skip: int = 0) -> LaionDataModule:
 
 def test_two_rank_ddp_fit_on_uneven_filtered_shards_finishes_with_equal_batch_counts(tmp_path):
     write_shards(tmp_path / "data", [2, 9, 3, 5])  # the last shard is the validation shard
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, str(JOB), str(tmp_path / "data"), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,  # so a hung job can be ended with both its ranks
-    )
-    try:
-        output, _ = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        pytest.fail(f"the 2-rank LAION job did not finish within 180 s (a rank hung):\n{output[-3000:]}")
-    assert proc.returncode == 0, output[-3000:]
+    run_rank_job([str(JOB), str(tmp_path / "data"), str(tmp_path)], "2-rank LAION job")
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     # 14 raw train samples, 2 ranks × batch 2: 3 full batches per rank per epoch, whatever the filters drop
     assert r0["len"] == r1["len"] == 3
