@@ -62,10 +62,11 @@ def test_a_checkpoint_naming_an_untrusted_class_is_refused_unimported(tiny_check
 
 
 def test_the_error_names_the_class_and_the_way_to_trust_it(tiny_checkpoint, tmp_path, evil_module):
-    bad = _rewritten(tiny_checkpoint, tmp_path / "bad.ckpt", lambda c: c["lit_genvision"].update(class_="x"))
-    ckpt = torch.load(bad, weights_only=True)
-    ckpt["hyper_parameters"]["net"] = {"class_path": "evilmod.Net"}
-    torch.save(ckpt, bad)
+    bad = _rewritten(
+        tiny_checkpoint,
+        tmp_path / "bad.ckpt",
+        lambda c: c["hyper_parameters"].update(net={"class_path": "evilmod.Net"}),
+    )
     with pytest.raises(CheckpointError, match=f"names the class 'evilmod.Net', outside the trusted .* {TRUSTED_ENV}"):
         load_model(bad)
     assert not evil_module.exists()
