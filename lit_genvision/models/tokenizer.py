@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, get_args
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_genvision.checks import check_betas, check_float, check_int
@@ -262,8 +261,3 @@ class VQModel(PlatformModule):
             return opt
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=self.betas)
         return [opt, opt_d]
-
-
-def reconstruction_mse(model: VQModel, images: Tensor) -> float:
-    """Mean squared error per pixel of ``model.reconstruct`` on images in [-1, 1]."""
-    return F.mse_loss(model.reconstruct(images), images).item()
