@@ -36,6 +36,13 @@ def machine() -> dict[str, str | int]:
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = str(torch.version.cuda)
+        try:
+            import triton
+
+            info["triton"] = triton.__version__
+        except ImportError:
+            pass
     return info
 
 
@@ -56,7 +63,12 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 
 def save(name: str, payload: dict) -> Path:
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rev = os.environ.get("LIT_GENVISION_REVISION", "")  # set where the tree travels without .git (a GPU host)
+    try:
+        git = ["git", "rev-parse", "--short", "HEAD"]
+        rev = rev or subprocess.run(git, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
     command = " ".join(["python", *sys.argv])
     head = {"benchmark": name, "date": dt.date.today().isoformat(), "command": command, "git_revision": rev}
     payload = head | {"machine": machine()} | payload

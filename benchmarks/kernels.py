@@ -215,6 +215,8 @@ def main() -> None:
     copy = copy_bandwidth(device)
     print(f"copy bandwidth: {copy:.0f} GB/s")
     rows = attention_rows(attn_shapes, dtype, device)
+    if not args.smoke:  # saved now too, so a run stopped during GroupNorm keeps its attention half
+        save("kernels", {"dtype": str(dtype), "partial": True, "rows": rows})
     rows += group_norm_rows(
         gn_shapes, dtype, device, compile_ok=not args.smoke and not args.no_compile, groups=4 if args.smoke else 32
     )
