@@ -25,6 +25,8 @@ def attention(
     ``causal`` masks key j > query i (aligned at the start); ``key_padding_mask`` (B, Nk) is True
     for keys to keep. Returns (B, H, Nq, d).
     """
+    if causal and key_padding_mask is None and q.shape[-2] == k.shape[-2]:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)  # lets SDPA pick its flash kernel
     mask = None
     if key_padding_mask is not None:
         mask = key_padding_mask[:, None, None, :].to(torch.bool)  # (B, 1, 1, Nk)
