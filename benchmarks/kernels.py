@@ -86,7 +86,8 @@ def sdpa_backends() -> dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Ten
 
 def attention_rows(shapes, dtype: torch.dtype, device: torch.device) -> list[dict]:
     impls = {"triton": lambda q, k, v, causal: fused.attention(q, k, v, causal=causal)}
-    impls |= sdpa_backends() if device.type == "cuda" else {"sdpa_default": reference_sdpa}
+    impls["sdpa_default"] = reference_sdpa  # what `kernels: torch` runs: SDPA choosing its own backend
+    impls |= sdpa_backends() if device.type == "cuda" else {}
     rows = []
     for b, h, n, d, causal in shapes:
         g = torch.Generator(device=device).manual_seed(0)
@@ -202,7 +203,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny shapes under the CPU interpreter; saves nothing")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    parser.add_argument(
+        "--ops", nargs="+", choices=["attention", "group_norm"], default=["attention", "group_norm"],
+        help="which kernels to measure; a subset saves to kernels_<op>.json instead of kernels.json",
+    )  # fmt: skip
     args = parser.parse_args()
+    name = "kernels" if len(args.ops) == 2 else f"kernels_{args.ops[0]}"
     if args.smoke:
         device, dtype = torch.device("cpu"), torch.float32
         attn_shapes, gn_shapes = SMOKE_ATTENTION, SMOKE_GROUP_NORM
@@ -214,15 +220,17 @@ def main() -> None:
         return
     copy = copy_bandwidth(device)
     print(f"copy bandwidth: {copy:.0f} GB/s")
-    rows = attention_rows(attn_shapes, dtype, device)
-    if not args.smoke:  # saved now too, so a run stopped during GroupNorm keeps its attention half
-        save("kernels", {"dtype": str(dtype), "partial": True, "rows": rows})
-    rows += group_norm_rows(
-        gn_shapes, dtype, device, compile_ok=not args.smoke and not args.no_compile, groups=4 if args.smoke else 32
-    )
+    rows = attention_rows(attn_shapes, dtype, device) if "attention" in args.ops else []
+    if not args.smoke and "group_norm" in args.ops:  # saved now too: a run stopped in GroupNorm keeps attention
+        save(name, {"dtype": str(dtype), "partial": True, "rows": rows})
+    if "group_norm" in args.ops:
+        compile_ok = not args.smoke and not args.no_compile
+        rows += group_norm_rows(gn_shapes, dtype, device, compile_ok=compile_ok, groups=4 if args.smoke else 32)
     summary = {
         "copy_gbps": copy,
+        "attention_fwd_bwd_vs_sdpa_default": ratios(rows, "sdpa_default", "fwd_bwd_tflops"),
         "attention_fwd_bwd_vs_sdpa_flash": ratios(rows, "sdpa_flash_attention", "fwd_bwd_tflops"),
+        "attention_fwd_bwd_vs_sdpa_cudnn": ratios(rows, "sdpa_cudnn_attention", "fwd_bwd_tflops"),
         "group_norm_fwd_bwd_vs_eager": ratios(rows, "eager", "fwd_bwd_gbps"),
         "group_norm_fwd_bwd_vs_compile": ratios(rows, "torch_compile", "fwd_bwd_gbps"),
         "group_norm_fwd_bwd_share_of_copy": {
@@ -235,7 +243,7 @@ def main() -> None:
         if isinstance(table, dict):
             print(f"{name}: " + ", ".join(f"{k}: {v:.2f}" for k, v in table.items()))
     if not args.smoke:
-        save("kernels", {"dtype": str(dtype), "summary": summary, "rows": rows})
+        save(name, {"dtype": str(dtype), "summary": summary, "rows": rows})
 
 
 if __name__ == "__main__":
