@@ -208,7 +208,7 @@ def main() -> None:
         help="which kernels to measure; a subset saves to kernels_<op>.json instead of kernels.json",
     )  # fmt: skip
     args = parser.parse_args()
-    name = "kernels" if len(args.ops) == 2 else f"kernels_{args.ops[0]}"
+    result_name = "kernels" if len(args.ops) == 2 else f"kernels_{args.ops[0]}"
     if args.smoke:
         device, dtype = torch.device("cpu"), torch.float32
         attn_shapes, gn_shapes = SMOKE_ATTENTION, SMOKE_GROUP_NORM
@@ -222,7 +222,7 @@ def main() -> None:
     print(f"copy bandwidth: {copy:.0f} GB/s")
     rows = attention_rows(attn_shapes, dtype, device) if "attention" in args.ops else []
     if not args.smoke and "group_norm" in args.ops:  # saved now too: a run stopped in GroupNorm keeps attention
-        save(name, {"dtype": str(dtype), "partial": True, "rows": rows})
+        save(result_name, {"dtype": str(dtype), "partial": True, "rows": rows})
     if "group_norm" in args.ops:
         compile_ok = not args.smoke and not args.no_compile
         rows += group_norm_rows(gn_shapes, dtype, device, compile_ok=compile_ok, groups=4 if args.smoke else 32)
@@ -243,7 +243,7 @@ def main() -> None:
         if isinstance(table, dict):
             print(f"{name}: " + ", ".join(f"{k}: {v:.2f}" for k, v in table.items()))
     if not args.smoke:
-        save(name, {"dtype": str(dtype), "summary": summary, "rows": rows})
+        save(result_name, {"dtype": str(dtype), "summary": summary, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The one place that decides which implementation of a fused op runs.
 
 ``kernels: auto | torch | triton`` in a model config reaches here through `lit_genvision.nn.ops`.
-``auto`` is the Triton kernel on CUDA where it was measured faster than torch's path (`auto_uses_triton`)
-and the torch reference everywhere else; ``triton`` insists
+``auto`` is the Triton kernel on CUDA for the ops measured faster than torch's path (`AUTO_TRITON_OPS`,
+none yet) and the torch reference everywhere else; ``triton`` insists
 on the kernel (on the CPU that needs Triton's interpreter, ``TRITON_INTERPRET=1``); ``torch`` is
 always the reference.
 """
@@ -55,24 +55,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-# Where `auto` runs the kernel on CUDA: the shapes at which the H200 benchmark measured it at least as fast as
-# torch's own path, forward + backward in bf16 (`python benchmarks/kernels.py`, benchmarks/README.md).
-AUTO_ATTENTION_MAX_HEAD_DIM = 64
-AUTO_ATTENTION_MIN_QUERIES = 1024
-
-
-def auto_uses_triton(op: str, shape: tuple[int, ...]) -> bool:
-    """Whether ``auto`` sends ``op`` at input ``shape`` to the Triton kernel on a CUDA device.
-
-    Measured on an H200 against SDPA's flash backend and eager GroupNorm (benchmarks/results/kernels.json):
-    attention with head dim ≤ 64 and ≥ 1024 queries ran 1.04–1.14× flash (DiT-length sequences); shorter
-    sequences (0.72× at N = 256), wider heads (0.85–0.87× at d = 128, 0.25× at d = 256) and the U-Nets'
-    attention use SDPA. The Triton GroupNorm ran 0.23–0.81× eager on NCHW maps at every measured shape, so
-    ``auto`` keeps torch's; ``kernels: triton`` still forces either kernel.
-    """
-    if op == "attention":
-        return shape[-1] <= AUTO_ATTENTION_MAX_HEAD_DIM and shape[-2] >= AUTO_ATTENTION_MIN_QUERIES
-    return False
+# The ops whose Triton kernel `auto` runs on CUDA: those measured faster than torch's own path, forward +
+# backward in bf16, on the reference GPU (an H200, `python benchmarks/kernels.py`, benchmarks/README.md). None
+# is yet: the attention kernel ran 0.44–0.73× SDPA's default (cuDNN) backend at every measured shape (it beat
+# only the flash backend, 1.05–1.13× at head dim 64 and N ≥ 1024), and the GroupNorm kernel 0.23–0.81× eager
+# on NCHW maps. `kernels: triton` still runs either kernel; an op joins this set when a benchmark shows a win.
+AUTO_TRITON_OPS: frozenset[str] = frozenset()
 
 
 def _run(
@@ -87,8 +75,8 @@ def _run(
     auto = backend == "auto"
     if auto and (not supported or x.dtype not in FUSED_DTYPES or failed(op, x.dtype)):
         return ref()
-    if auto and x.device.type == "cuda" and not auto_uses_triton(op, tuple(x.shape)):
-        return ref()  # torch's path was measured faster at this shape
+    if auto and x.device.type == "cuda" and op not in AUTO_TRITON_OPS:
+        return ref()  # torch's path was measured faster
     try:
         return fused(auto)
     except Exception as err:  # a Triton build failure on an untested GPU must not stop `auto` runs

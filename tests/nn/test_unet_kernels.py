@@ -139,19 +139,6 @@ def test_fp32_products_follow_torchs_matmul_precision_switch():
         torch.set_float32_matmul_precision(before)
 
 
-def test_auto_policy_sends_only_the_measured_wins_to_triton():
-    """`auto` on CUDA: long sequences at head dim ≤ 64 to the Triton attention; U-Net attention, wide heads
-    and every GroupNorm to torch (benchmarks/README.md, the H200 kernel table)."""
-    from kernels.dispatch import auto_uses_triton
-
-    assert auto_uses_triton("attention", (4, 16, 4096, 64))
-    assert auto_uses_triton("attention", (16, 16, 1024, 32))
-    assert not auto_uses_triton("attention", (64, 16, 256, 64))  # 0.72× flash
-    assert not auto_uses_triton("attention", (4, 8, 4096, 128))  # 0.87× flash
-    assert not auto_uses_triton("attention", (128, 1, 256, 256))  # the CIFAR-10 U-Net's attention, 0.25×
-    assert not auto_uses_triton("group_norm", (128, 256, 32, 32))
-
-
 def test_reference_causal_attention_equals_the_masked_form():
     from kernels import reference
 
