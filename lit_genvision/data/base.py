@@ -24,25 +24,27 @@ def to_uint8(images: Tensor) -> Tensor:
 
 
 class TensorImageDataset(Dataset):
-    """In-memory uint8 images (N, C, H, W) with per-sample tensors (labels, attributes, …).
+    """In-memory uint8 images (N, C, H, W) with per-sample tensors (labels, attributes, …) or lists
+    (captions: ``text`` as a list of N strings).
 
-    ``__getitems__`` gathers a whole batch with one index operation, so the DataLoader does no
-    per-image Python work (use ``collate_fn=pass_through``).
+    ``__getitems__`` gathers a whole batch with one index operation per tensor (a list comprehension
+    per list field), so the DataLoader does no per-image Python work (use ``collate_fn=pass_through``).
     """
 
-    def __init__(self, images: Tensor, labels: Tensor | None = None, **extra: Tensor) -> None:
+    def __init__(self, images: Tensor, labels: Tensor | None = None, **extra: Tensor | list) -> None:
         self.images, self.labels = images, labels
         self.fields = {"image": images} | ({"label": labels} if labels is not None else {}) | extra
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
+    def __getitem__(self, i: int) -> dict[str, Tensor | str]:
         return {k: v[i] for k, v in self.fields.items()} | {"index": torch.tensor(i)}
 
-    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
+    def __getitems__(self, indices: list[int]) -> dict[str, Tensor | list]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return {k: v[idx] for k, v in self.fields.items()} | {"index": idx}
+        batch = {k: v[idx] if isinstance(v, Tensor) else [v[i] for i in indices] for k, v in self.fields.items()}
+        return batch | {"index": idx}
 
 
 def pass_through(batch: dict[str, Tensor]) -> dict[str, Tensor]:

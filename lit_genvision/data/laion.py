@@ -33,6 +33,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lit_genvision.data.base import ImageDataModule
+from lit_genvision.data.captions import read_captions
 from lit_genvision.data.images import BAD_IMAGE_ERRORS, SkippedFiles, center_crop_resize, open_rgb
 
 LAYOUT = (
@@ -242,6 +243,7 @@ class LaionStream(IterableDataset):
         batches_per_rank: int | None = None,
         batch_size: int = 1,
         plan: list[tuple[int, int]] | None = None,
+        captions: dict[str, str] | None = None,
     ) -> None:
         if shuffle_buffer < 0:
             raise ValueError(f"shuffle_buffer must be 0 (off) or a positive sample count, got {shuffle_buffer}.")
@@ -249,6 +251,8 @@ class LaionStream(IterableDataset):
         self.rank, self.world, self.crop = rank, world, crop
         self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
         self.batches_per_rank, self.batch_size, self.plan = batches_per_rank, batch_size, plan
+        #: Replacement captions by sample key (e.g. re-captioned text); other samples keep their own.
+        self.captions = captions or {}
         #: The training pass this stream yields and how many of its batches to skip (set by the
         #: loader in the main process before the workers start).
         self.pass_index, self.skip = 0, 0
@@ -325,7 +329,7 @@ class LaionStream(IterableDataset):
             return None
         if not self.filters.keep_size(*img.size):
             return None
-        item = {"text": caption.strip(), "key": sample["key"]}
+        item = {"text": self.captions.get(sample["key"], caption.strip()), "key": sample["key"]}
         return {"image": center_crop_resize(img, self.image_size), **item} if resize else item
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -488,6 +492,9 @@ class LaionDataModule(ImageDataModule):
         samples_per_epoch: samples per training pass across the job; None: the raw sample count of
             the train shards (counted at setup, before filtering). Every rank gets
             samples_per_epoch // (world size × batch_size) batches per pass (see `LaionStream`).
+        captions: a parquet written by `captions.write_captions` whose ``key`` matches the samples'
+            keys: its text replaces the caption of those samples (the filters still judge the
+            original caption); samples not in the file keep their own. None: the shards' captions.
     """
 
     name = "laion"
@@ -505,6 +512,7 @@ class LaionDataModule(ImageDataModule):
         seed: int = 0,
         shuffle_buffer: int = 1000,
         samples_per_epoch: int | None = None,
+        captions: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers, pin_memory=pin_memory)
         if shuffle_buffer < 0:
@@ -516,6 +524,8 @@ class LaionDataModule(ImageDataModule):
         self.root, self.image_size, self.val_shards = Path(root), image_size, val_shards
         self.filters = filters or LaionFilters()
         self.shuffle_buffer, self.samples_per_epoch = shuffle_buffer, samples_per_epoch
+        self.captions = captions
+        self.caption_table: dict[str, str] | None = None
         self.shards: dict[str, list[Path]] = {}
         self.raw_train_samples = 0
         self._val_plan: list[tuple[int, int]] | None = None
@@ -533,6 +543,7 @@ class LaionDataModule(ImageDataModule):
         cut = len(shards) - self.val_shards
         self.shards = {"train": shards[:cut], "val": shards[cut:]}
         self.raw_train_samples = sum(count_samples(s) for s in self.shards["train"])
+        self.caption_table = read_captions(self.captions) if self.captions is not None else None
         rank_zero_info(
             f"LAION from {self.root}: {cut} train shards ({self.raw_train_samples} raw samples), "
             f"{self.val_shards} val shards"
@@ -567,6 +578,7 @@ class LaionDataModule(ImageDataModule):
                 shuffle_buffer=self.shuffle_buffer,
                 batches_per_rank=self.batches_per_rank(),
                 batch_size=self.batch_size,
+                captions=self.caption_table,
             )
         plan = None
         if world > 1:  # every rank must get the same number of batches: plan, pad and deal out
@@ -574,7 +586,14 @@ class LaionDataModule(ImageDataModule):
                 self._val_plan = plan_samples(self.shards[split], self.filters)
             plan = self._val_plan
         return LaionStream(
-            self.shards[split], self.image_size, self.filters, rank, world, batch_size=self.batch_size, plan=plan
+            self.shards[split],
+            self.image_size,
+            self.filters,
+            rank,
+            world,
+            batch_size=self.batch_size,
+            plan=plan,
+            captions=self.caption_table,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -40,6 +40,7 @@ from lit_genvision.experiments.sample import (
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
 from lit_genvision.metrics import scoring
+from lit_genvision.metrics.clip_score import CLIPExtractor
 from lit_genvision.metrics.generation import dist_rank_world, gather_to_rank0
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.reference import image_batches
@@ -81,6 +82,8 @@ class EvaluateOptions:
     """The results store (None: ``runs/results.sqlite``)."""
     inception_weights: str | Path | None = None
     """A local Inception-v3 weights file (FID, KID, IS)."""
+    clip: str | Path | None = None
+    """A CLIP checkpoint (``clip_score``); its hash names the extractor: two CLIPs' scores are never ranked together."""
     download_weights: bool = False
     """Download the Inception weights if missing."""
     wandb: bool = False
@@ -145,11 +148,29 @@ def build_scorers(
     *,
     inception_weights: str | Path | None = None,
     download_weights: bool = False,
+    clip: str | Path | None = None,
+    device: str = "auto",
 ) -> list[Scorer]:
     """One scorer per registered extractor family the metrics need, each with its cached reference
-    (``metrics.scoring.build_scorers`` with the extractor options ``evaluate`` has)."""
-    options = {"inception_weights": inception_weights, "download_weights": download_weights}
+    (``metrics.scoring.build_scorers`` with the extractor options ``evaluate`` has); ``clip`` is
+    loaded into the CLIP family's extractor only when a metric of that family is asked for."""
+    options: dict[str, Any] = {"inception_weights": inception_weights, "download_weights": download_weights}
+    if clip is not None and any(METRICS[m].family == "clip" for m in metrics):
+        options["clip"] = clip_extractor(clip, datamodule, split, device)
     return scoring.build_scorers(metrics, datamodule, split, image_size, options)
+
+
+def clip_extractor(path: str | Path, datamodule, split: str, device: str = "auto") -> CLIPExtractor:
+    """The `CLIPExtractor` of a CLIP checkpoint, its classes prompted by the data module's templates of
+    ``split`` (held out from training), named by the checkpoint's hash."""
+    from lit_genvision.experiments.clip import class_prompts, load_clip
+
+    model = load_clip(str(path), device)
+    if hasattr(datamodule, "zero_shot_prompts"):
+        prompts = datamodule.zero_shot_prompts(split)
+    else:
+        prompts = class_prompts(["a photo of a {}"], [str(k) for k in range(getattr(datamodule, "num_classes", 10))])
+    return CLIPExtractor(model.net, f"clip:{file_hash(path)}", prompts, model.net.image_tower.image_size)
 
 
 def baseline_images(name: str, datamodule, num: int, seed: int) -> Tensor:
@@ -190,6 +211,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
     p.add_argument("--inception-weights", default=None, help=f"local {InceptionExtractor.__module__} weights file")
     p.add_argument("--download-weights", action="store_true", help="download the Inception weights if missing")
+    p.add_argument("--clip", default=None, help="CLIP checkpoint for --metrics clip_score (configs/clip/digits.yaml)")
     p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
     p.add_argument(
         "--reconstruct",
@@ -231,6 +253,8 @@ def check_arguments(options: EvaluateOptions, metrics: list[str]) -> None:
     check_sampling_arguments(options)  # reads the sampling attributes, which the options share with argparse's
     check_int("--repeats", options.repeats, low=1, hint="pass the number of subsets to average")
     check_int("--devices", options.devices, low=1, hint="pass 1 to evaluate in this process")
+    if any(METRICS[m].family == "clip" for m in metrics) and options.clip is None:
+        raise ValueError("clip_score needs the CLIP checkpoint to score with; pass --clip PATH.")
     if options.reconstruct and (options.baseline is not None or options.devices > 1):
         raise ValueError("--reconstruct scores one checkpoint in one process; omit --baseline and --devices.")
     check_writable(options.store or default_store_path(), "--store")
@@ -295,7 +319,10 @@ def evaluation_batches(
 
 def _extractor_options(options: EvaluateOptions) -> dict[str, Any]:
     """The extractor options of an evaluation, as ``build_scorers`` keywords."""
-    return {"inception_weights": options.inception_weights, "download_weights": options.download_weights}
+    return {
+        "inception_weights": options.inception_weights, "download_weights": options.download_weights,
+        "clip": options.clip, "device": options.device,
+    }  # fmt: skip
 
 
 def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> list[dict[str, Any]]:
@@ -336,6 +363,11 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
         datamodule = run_datamodule(ckpt)
         if model.num_classes:
             metrics = with_label_metrics(metrics)  # e.g. label_agreement: does it draw the digit asked for?
+        elif "clip_score" in metrics:
+            raise ValueError(
+                f"clip_score scores images against the prompts they were asked to show, and this {model.family} "
+                "model takes none; score a conditional model."
+            )
         scorers = build_scorers(
             metrics, datamodule, options.split, model.image_shape[-1], **_extractor_options(options)
         )

@@ -1,5 +1,14 @@
 """The math of each method, as pure functions on tensors (no Lightning, no I/O)."""
 
+from lit_genvision.methods.contrastive import (
+    INIT_LOG_SCALE,
+    MAX_LOG_SCALE,
+    clip_loss,
+    gather_features,
+    logit_scale,
+    retrieval_recall,
+    zero_shot_logits,
+)
 from lit_genvision.methods.diffusion import diffusion_loss, prediction_target, q_sample, to_x0_eps
 from lit_genvision.methods.flow import LinearPath, VPPath
 from lit_genvision.methods.interpolation import interpolate_noise, slerp
@@ -23,4 +32,11 @@ __all__ = [
     "timestep_sequence",
     "VPPath",
     "to_x0_eps",
+    "INIT_LOG_SCALE",
+    "MAX_LOG_SCALE",
+    "clip_loss",
+    "gather_features",
+    "logit_scale",
+    "retrieval_recall",
+    "zero_shot_logits",
 ]

@@ -2,7 +2,9 @@
 
 from lit_genvision.models.autoencoder import AutoencoderModel, VAEModel
 from lit_genvision.models.base import GenerativeModel, PlatformModule
+from lit_genvision.models.captioner import CaptionerModel
 from lit_genvision.models.classifier import Classifier
+from lit_genvision.models.clip import CLIPModel
 from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
@@ -11,6 +13,8 @@ from lit_genvision.models.token_prior import TokenPriorModel
 from lit_genvision.models.tokenizer import VQModel
 
 __all__ = [
+    "CLIPModel",
+    "CaptionerModel",
     "AutoencoderModel",
     "VAEModel",
     "Classifier",

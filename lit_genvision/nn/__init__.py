@@ -1,11 +1,21 @@
 """Networks and blocks: pure torch.nn, no Lightning, no losses."""
 
 from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
+from lit_genvision.nn.captioner import CaptionDecoder
+from lit_genvision.nn.clip import CLIP, CLIPImageTower
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
 from lit_genvision.nn.lpips import LPIPS
 from lit_genvision.nn.patchgan import PatchGANDiscriminator
+from lit_genvision.nn.text import (
+    CLIPTextTower,
+    HFTextEncoder,
+    LearnedTextEmbedding,
+    TextEncoder,
+    TextEncoding,
+)
+from lit_genvision.nn.text_tokenizer import BPETokenizer, build_bpe_from_texts
 from lit_genvision.nn.transformer import (
     KVCache,
     RotaryEmbedding,
@@ -20,6 +30,9 @@ from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
 from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
+    "CLIP",
+    "CLIPImageTower",
+    "CaptionDecoder",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "ConvDecoder",
@@ -46,4 +59,11 @@ __all__ = [
     "ViTEncoder",
     "PatchGANDiscriminator",
     "LPIPS",
+    "BPETokenizer",
+    "CLIPTextTower",
+    "HFTextEncoder",
+    "LearnedTextEmbedding",
+    "TextEncoder",
+    "TextEncoding",
+    "build_bpe_from_texts",
 ]

@@ -31,11 +31,28 @@ def tokenizer_ckpt(tmp_path_factory) -> Path:
     return next(root.rglob("last.ckpt"))
 
 
+@pytest.fixture(scope="module")
+def clip_ckpt(tmp_path_factory) -> Path:
+    """A CLIP checkpoint for the captioner config (one step of the digits CLIP)."""
+    from lit_genvision.cli import main
+
+    root = tmp_path_factory.mktemp("clip")
+    config = next(p for p in CONFIGS if p.parent.name == "clip" and p.name == "digits.yaml")
+    args = ["--config", str(config), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
+    assert (
+        main(["fit", *args, "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)])
+        == 0
+    )
+    return next(root.rglob("last.ckpt"))
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_instantiates(path, tmp_path, request):
     args = ["--config", str(path), "--trainer.logger.init_args.save_dir", str(tmp_path)]
     if path.parent.name == "token_prior":  # built on a tokenizer checkpoint, which a user trains first
         args += ["--model.init_args.tokenizer", str(request.getfixturevalue("tokenizer_ckpt"))]
+    if path.parent.name == "captioner":  # built on a CLIP checkpoint
+        args += ["--model.init_args.clip", str(request.getfixturevalue("clip_ckpt"))]
     cli = GenVisionCLI(args=args, run=False)
     assert isinstance(cli.model, PlatformModule)
     assert all(k in cli.datamodule.provides for k in cli.model.requires)

@@ -1,0 +1,120 @@
+"""The captioner (family ``captioner``): image → caption on a frozen CLIP, ClipCap-style. The lecture's
+Sora section: train a captioning model, then re-caption the training data with it
+(``lit-genvision caption``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lit_genvision.checks import check_float, check_int
+from lit_genvision.data.captions import caption_digit
+from lit_genvision.models.base import PlatformModule
+from lit_genvision.models.clip import CLIPModel
+from lit_genvision.models.optim import adamw_with_warmup
+from lit_genvision.models.pretrained import load_pretrained, record_pretrained
+from lit_genvision.nn.captioner import CaptionDecoder
+
+
+class CaptionerModel(PlatformModule):
+    """A `CaptionDecoder` trained by teacher forcing on (image, caption) pairs, reading the frozen
+    CLIP image embedding and writing with the CLIP text tower's BPE tokenizer.
+
+    Args:
+        clip: path of a CLIP checkpoint written by ``lit-genvision fit`` (loaded frozen; its path
+            and SHA-256 are recorded).
+        prefix_length: tokens the image embedding becomes (ClipCap: 10 for COCO; a few suffice here).
+        dim: decoder width.
+        depth: decoder blocks.
+        heads: attention heads.
+        dropout: dropout inside the blocks.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear learning-rate warm-up steps.
+        beam_width: beams of `caption` by default (1: greedy).
+    """
+
+    family = "captioner"
+    requires: ClassVar[tuple[str, ...]] = ("image", "text")
+
+    def __init__(
+        self,
+        clip: str,
+        prefix_length: int = 4,
+        dim: int = 128,
+        depth: int = 3,
+        heads: int = 4,
+        dropout: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        beam_width: int = 3,
+    ) -> None:
+        super().__init__()
+        self.save_config()
+        check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 1e-3")
+        check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
+        check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
+        check_int("beam_width", beam_width, low=1, hint="pass 1 for greedy decoding")
+        model, info = load_pretrained(clip)
+        if not isinstance(model, CLIPModel):
+            raise ValueError(
+                f"clip {clip} holds a {type(model).__name__}; pass the checkpoint of a CLIPModel (configs/clip/*.yaml)."
+            )
+        record_pretrained(self, "clip", info)
+        self.clip = model
+        tower = model.net.text_tower
+        self.net = CaptionDecoder(
+            tower.vocab_size, model.net.embed_dim, prefix_length, dim, depth, heads, dropout
+        )  # the tower's embedding rows: at least the tokenizer's vocabulary
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.beam_width = beam_width
+
+    @property
+    def tokenizer(self):
+        """The CLIP text tower's BPE tokenizer (stored in the CLIP weights)."""
+        return self.clip.net.text_tower.tokenizer
+
+    def image_embedding(self, images: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.clip.net.encode_image(images)
+
+    def _loss(self, batch: dict[str, Any]) -> Tensor:
+        ids, mask = (t.to(self.device) for t in self.tokenizer(batch["text"]))
+        logits = self.net(self.image_embedding(batch["image"]), ids[:, :-1], mask[:, :-1])  # (B, T − 1, V)
+        target = mask[:, 1:]  # predict every real token after the start token, end-of-text included
+        return F.cross_entropy(logits[target].float(), ids[:, 1:][target])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
+        if batch.get("label") is not None:  # captions that name the right digit (greedy)
+            named = [caption_digit(c) for c in self.caption(batch["image"], beam_width=1)]
+            right = sum(int(n == int(k)) for n, k in zip(named, batch["label"], strict=True)) / len(named)
+            self.log("val/digit_named", right, sync_dist=True, batch_size=len(named))
+
+    @torch.no_grad()
+    def caption(self, images: Tensor, beam_width: int | None = None, max_length: int | None = None) -> list[str]:
+        """Captions of images (B, C, H, W) in [-1, 1]: beam search of ``beam_width`` (the model's by
+        default; 1 is greedy), at most ``max_length`` tokens (the tokenizer's)."""
+        tok = self.tokenizer
+        width = beam_width or self.beam_width
+        length = max_length or tok.max_length
+        with self.eval_mode(self.net):
+            emb = self.image_embedding(images.to(self.device))
+            bos, eot = tok.sot_id, tok.eot_id
+            if width == 1:
+                ids = self.net.greedy(emb, bos, eot, length)
+            else:
+                ids = self.net.beam(emb, bos, eot, length, width)
+        return tok.decode(ids.cpu())
+
+    def configure_optimizers(self) -> Any:
+        return adamw_with_warmup(self.net.parameters(), self.lr, self.weight_decay, self.warmup_steps)

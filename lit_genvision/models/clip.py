@@ -1,0 +1,175 @@
+"""CLIP (Radford et al. 2021, arXiv 2103.00020) as a family: contrastive image–text training, with
+zero-shot accuracy and image↔text retrieval recall logged at validation. Not a generative model: it
+gives the text encoder, the image embedding and the CLIP score that the text-conditioned families use.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from lit_genvision.checks import check_float, check_int
+from lit_genvision.methods.contrastive import clip_loss, logit_scale, retrieval_recall, zero_shot_logits
+from lit_genvision.models.base import PlatformModule
+from lit_genvision.nn.clip import CLIP
+from lit_genvision.nn.text import BPETokenizer
+
+
+class CLIPModel(PlatformModule):
+    """Trains `nn.clip.CLIP` with the symmetric InfoNCE loss; under DDP the features of all ranks are
+    gathered (with gradient) so every rank sees the global batch's negatives.
+
+    If the text tower has no tokenizer yet, a byte-level BPE of ``vocab_size`` tokens is trained on
+    the data module's training captions at fit start (deterministic, so every DDP rank trains the
+    same one), stored inside the tower (so the checkpoint is self-contained) and saved beside the
+    checkpoints as ``tokenizer.json``.
+
+    Args:
+        net: the two towers and the temperature.
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay on matrices (not on gains, biases, embeddings' positions
+            nor the temperature: open_clip's exclusion).
+        warmup_steps: linear warm-up steps, then cosine decay to 0 over the run's steps.
+        betas: AdamW betas (CLIP: 0.9, 0.98).
+        eps: AdamW ε (CLIP: 1e-6).
+        vocab_size: size of the BPE trained at fit start when the text tower has none.
+        gather_with_grad: gather the other ranks' features with gradient (open_clip's
+            ``gather_with_grad``); False gathers them as constants.
+        local_loss: each rank computes the loss of its own rows against all columns (less memory).
+    """
+
+    family = "clip"
+    requires: ClassVar[tuple[str, ...]] = ("image", "text")
+
+    def __init__(
+        self,
+        net: CLIP,
+        lr: float = 5e-4,
+        weight_decay: float = 0.1,
+        warmup_steps: int = 0,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-6,
+        vocab_size: int = 1000,
+        gather_with_grad: bool = True,
+        local_loss: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_config()
+        check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 5e-4")
+        check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
+        check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
+        check_int("vocab_size", vocab_size, low=8, hint="a byte-level BPE needs room for its bytes and merges")
+        self.net = net
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.betas, self.eps, self.vocab_size = tuple(betas), eps, vocab_size
+        self.gather_with_grad, self.local_loss = gather_with_grad, local_loss
+        self._outputs: dict[str, list[Tensor]] = {}
+
+    # -- the tokenizer ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        tower = self.net.text_tower
+        if stage != "fit" or not hasattr(tower, "set_tokenizer") or tower.tokenizer is not None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        corpus = getattr(datamodule, "caption_corpus", None)
+        if corpus is None:
+            raise ValueError(
+                f"the text tower has no tokenizer and {type(datamodule).__name__} cannot list its training captions; "
+                "pass a tokenizer JSON as net.text_tower.tokenizer."
+            )
+        tokenizer = BPETokenizer.train(corpus("train"), vocab_size=self.vocab_size, max_length=tower.max_length)
+        tower.set_tokenizer(tokenizer)
+        log_dir = getattr(self.trainer, "log_dir", None)
+        if log_dir and self.trainer.is_global_zero:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            tokenizer.save(Path(log_dir) / "tokenizer.json")
+
+    # -- training ------------------------------------------------------------------------------------
+    def features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """Unit-norm image and text embeddings of a batch: (B, E) each."""
+        return self.net.encode_image(batch["image"]), self.net.encode_text(batch["text"])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        image, text = self.features(batch)
+        distributed = self.trainer.world_size > 1
+        loss = clip_loss(
+            image, text, self.net.log_scale, gather=distributed, gather_with_grad=self.gather_with_grad,
+            local_loss=self.local_loss,
+        )  # fmt: skip
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/logit_scale", logit_scale(self.net.log_scale.detach()))
+        return loss
+
+    # -- validation and test: retrieval and zero-shot over the whole split ---------------------------
+    def _eval_step(self, batch: dict[str, Any], split: str) -> None:
+        image, text = self.features(batch)
+        loss = clip_loss(image, text, self.net.log_scale, gather=False)
+        self.log(f"{split}/loss", loss, sync_dist=True, batch_size=len(image))
+        out = self._outputs.setdefault(split, [])
+        labels = batch.get("label")
+        labels = labels if labels is not None else torch.full((len(image),), -1, device=image.device)
+        out.append(torch.cat([image, text, labels[:, None].to(image.dtype)], dim=1))
+
+    def _eval_epoch_end(self, split: str) -> None:
+        rows = torch.cat(self._outputs.pop(split, []) or [torch.empty(0, 2 * self.net.embed_dim + 1)])
+        if self.trainer.world_size > 1:
+            rows = self.all_gather(rows).flatten(0, 1)
+        if not len(rows):
+            return
+        e = self.net.embed_dim
+        image, text, labels = rows[:, :e], rows[:, e : 2 * e], rows[:, -1].long()
+        metrics = {f"{split}/{k}": v for k, v in retrieval_recall(image, text).items()}
+        prompts = getattr(getattr(self.trainer, "datamodule", None), "zero_shot_prompts", None)
+        if prompts is not None and bool((labels >= 0).all()):
+            classes = self.class_embeddings(prompts(split))
+            accuracy = (zero_shot_logits(image, classes).argmax(1) == labels).double().mean().item()
+            metrics[f"{split}/zero_shot_top1"] = accuracy
+        self.log_dict(metrics, rank_zero_only=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    # -- zero-shot -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def class_embeddings(self, prompts: list[list[str]]) -> Tensor:
+        """One unit-norm text embedding per class (K, E): the mean of the embeddings of that class's
+        prompts, renormalised (CLIP's prompt ensembling, §3.1.4)."""
+        with self.eval_mode(self.net):
+            means = [self.net.encode_text(list(p)).mean(0) for p in prompts]
+        return torch.nn.functional.normalize(torch.stack(means), dim=-1)
+
+    # -- optimiser -----------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        decay, no_decay = [], []
+        for name, p in self.net.named_parameters():
+            if not p.requires_grad:
+                continue
+            exempt = p.ndim < 2 or name.endswith(("log_scale", "pos", "cls")) or "norm" in name or "ln_" in name
+            (no_decay if exempt else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.eps)
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
+        warmup = self.warmup_steps
+
+        def factor(step: int) -> float:  # linear warm-up, then cosine to 0 (open_clip's schedule)
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
