@@ -42,12 +42,35 @@ ATTRIBUTE_WORDS: dict[str, tuple[str, str]] = {
 # words, possibly empty (`caption_for` then drops the dangling comma and the double space). Each
 # split's templates open with their own words, so no caption of one split can be a caption of another.
 LABEL_TEMPLATES: dict[str, list[str]] = {
-    "train": ["a handwritten {word}", "the digit {num}", "a scanned {word}"],
+    # Training has the widest wording, so a text tower learns that the digit decides and the filler
+    # words do not; none of the test templates' filler words (picture, image, photo, number, numeral,
+    # showing) occurs here.
+    "train": [
+        "a handwritten {word}",
+        "the digit {num}",
+        "a scanned {word}",
+        "{word}",
+        "{num}",
+        "a drawing of the digit {word}",
+        "an ink sketch of a {num}",
+        "the character {num} in ink",
+        "a {word} written by hand",
+        "the symbol {word}",
+        "a low resolution scan of a {word}",
+        "only the {word}",
+    ],
     "val": ["a written {word}", "digit {num}", "a pen drawing of a {word}"],
     "test": ["a picture of the number {word}", "an image showing a {num}", "a photo of the numeral {num}"],
 }
 ATTRIBUTE_TEMPLATES: dict[str, list[str]] = {
-    "train": ["a handwritten {weight} {word}", "the {size}, {weight} digit {num}", "a scanned {word} {slant}"],
+    "train": [
+        "a handwritten {weight} {word}",
+        "the {size}, {weight} digit {num}",
+        "a scanned {word} {slant}",
+        "a {weight} {word} drawn by hand",
+        "a {size} {num}, {slant}",
+        "a sketch of a {size}, {weight} {word} {slant}",
+    ],
     "val": ["a pen drawing of a {size}, {weight} {word}", "a written {word} {slant}", "a {weight} written {num}"],
     "test": [
         "a picture of a {size}, {weight} {word}",

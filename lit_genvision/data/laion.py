@@ -549,6 +549,22 @@ class LaionDataModule(ImageDataModule):
             f"{self.val_shards} val shards"
         )
 
+    def caption_corpus(self, split: str = "train", limit: int = 200_000) -> list[str]:
+        """Up to ``limit`` captions of ``split``'s shards in stored order (images are not decoded;
+        a caption file's text replaces a sample's): the corpus a text tower's BPE is trained on."""
+        self.setup()
+        texts: list[str] = []
+        for shard in self.shards[split]:
+            for sample in read_shard(shard):
+                caption = sample.get("txt", b"")
+                caption = caption.decode("utf-8", "replace") if isinstance(caption, bytes) else str(caption)
+                if self.caption_table is not None:
+                    caption = self.caption_table.get(str(sample["key"]), caption)
+                texts.append(caption.strip())
+                if len(texts) >= limit:
+                    return texts
+        return texts
+
     def batches_per_rank(self) -> int:
         """Training batches every rank yields per pass: samples_per_epoch // (world × batch_size)."""
         self.setup()

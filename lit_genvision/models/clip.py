@@ -40,6 +40,10 @@ class CLIPModel(PlatformModule):
         gather_with_grad: gather the other ranks' features with gradient (open_clip's
             ``gather_with_grad``); False gathers them as constants.
         local_loss: each rank computes the loss of its own rows against all columns (less memory).
+        text_token_noise: during training, each word token of a caption (not the start and end tokens)
+            is replaced by a random token with this probability. On a small caption corpus most
+            tokens of an unseen word were never trained; this teaches the text tower that words it
+            cannot read do not decide the embedding (0: off).
     """
 
     family = "clip"
@@ -56,6 +60,7 @@ class CLIPModel(PlatformModule):
         vocab_size: int = 1000,
         gather_with_grad: bool = True,
         local_loss: bool = False,
+        text_token_noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -63,10 +68,12 @@ class CLIPModel(PlatformModule):
         check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
         check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
         check_int("vocab_size", vocab_size, low=8, hint="a byte-level BPE needs room for its bytes and merges")
+        check_float("text_token_noise", text_token_noise, low=0, high=1, hint="it is a probability; pass 0 for none")
         self.net = net
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.betas, self.eps, self.vocab_size = tuple(betas), eps, vocab_size
         self.gather_with_grad, self.local_loss = gather_with_grad, local_loss
+        self.text_token_noise = text_token_noise
         self._outputs: dict[str, list[Tensor]] = {}
 
     # -- the tokenizer ------------------------------------------------------------------------------
@@ -94,8 +101,24 @@ class CLIPModel(PlatformModule):
         """Unit-norm image and text embeddings of a batch: (B, E) each."""
         return self.net.encode_image(batch["image"]), self.net.encode_text(batch["text"])
 
+    def noisy_text_features(self, texts: list[str]) -> Tensor:
+        """Unit-norm text embeddings with ``text_token_noise`` of the word tokens replaced at random."""
+        tower = self.net.text_tower
+        ids, mask = tower.tokenize(texts)
+        last = mask.sum(1, keepdim=True) - 1  # the end-of-text position of each caption
+        position = torch.arange(ids.shape[1], device=ids.device)
+        words = mask & (position > 0) & (position < last)
+        hit = words & (torch.rand(ids.shape, device=ids.device) < self.text_token_noise)
+        tok = tower.tokenizer
+        first = max(tok.pad_id, tok.sot_id, tok.eot_id) + 1  # the special tokens come first in the vocabulary
+        noise = torch.randint(first, tok.vocab_size, ids.shape, device=ids.device)
+        return torch.nn.functional.normalize(tower.encode_ids(torch.where(hit, noise, ids), mask).pooled, dim=-1)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        image, text = self.features(batch)
+        if self.text_token_noise > 0:
+            image, text = self.net.encode_image(batch["image"]), self.noisy_text_features(batch["text"])
+        else:
+            image, text = self.features(batch)
         distributed = self.trainer.world_size > 1
         loss = clip_loss(
             image, text, self.net.log_scale, gather=distributed, gather_with_grad=self.gather_with_grad,

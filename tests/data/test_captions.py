@@ -205,3 +205,18 @@ def test_laion_caption_file_replaces_the_text_of_matching_keys_only(tmp_path):
 
 def test_digit_words_are_the_ten_names():
     assert DIGIT_WORDS[7] == "seven" and len(DIGIT_WORDS) == 10
+
+
+def test_laion_caption_corpus_lists_the_train_captions_with_the_file_replacing_its_keys(tmp_path):
+    for k in range(2):
+        write_laion_tar(tmp_path / "shards" / f"{k:05d}.tar", laion_samples(6, seed=k))
+    plain = LaionDataModule(root=str(tmp_path / "shards"), val_shards=1, image_size=8, num_workers=0)
+    train = [s["txt"] for s in laion_samples(6, seed=0)]
+    assert plain.caption_corpus("train") == train
+    assert plain.caption_corpus("train", limit=2) == train[:2]
+    keys = [s["key"] for s in laion_samples(6, seed=0)]
+    write_captions(tmp_path / "re.parquet", keys[:1], ["a new caption"])
+    dm = LaionDataModule(
+        root=str(tmp_path / "shards"), val_shards=1, image_size=8, captions=str(tmp_path / "re.parquet")
+    )
+    assert dm.caption_corpus("train") == ["a new caption", *train[1:]]
