@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from tests_helpers import ROOT, tiny_diffusion_args
 
 from lit_genvision.cli import main
 from lit_genvision.data import DigitsDataModule
+from lit_genvision.data.captions import caption_digit
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.metrics.clip_score import clip_score
 from lit_genvision.models import CaptionerModel, CLIPModel, load_model
@@ -23,6 +25,19 @@ from lit_genvision.nn.text import BPETokenizer
 CLIP_CONFIG = ROOT / "configs" / "clip" / "digits.yaml"
 CAPTIONER_CONFIG = ROOT / "configs" / "captioner" / "digits.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+class Killed(Exception):
+    """Stands for SIGKILL between two steps, after the scheduled checkpoint."""
+
+
+class KillAfter(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            raise Killed
 
 
 def tiny_clip_args(root: Path) -> list[str]:
@@ -171,3 +186,40 @@ def test_shipped_clip_and_captioner_reach_the_issue_targets(tmp_path):
     assert figures["clip_score_ranks_own_caption_higher"] >= 0.95
     cap = train_config("captioner", "configs/captioner/digits.yaml", tmp_path, "--model.init_args.clip", str(clip_ckpt))
     assert captioner_figures(cap)["digit_named_agrees_with_classifier"] >= 0.9
+
+
+def test_clip_resume_from_the_step_schedule_is_bitwise(tmp_path):
+    """4 + 2 resumed steps (across an epoch boundary, with token noise drawing random numbers) end with
+    the weights, tokenizer and optimizer state of 6 uninterrupted steps."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(root: Path, *extra: str) -> dict:
+        assert main(["fit", *tiny_clip_args(root), *extra]) == 0
+        versions = sorted((root / "clip-digits").glob("version_*"))
+        return torch.load(versions[-1] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+    full = run(tmp_path / "full")
+    saves = tmp_path / "saves"
+    schedule = ModelCheckpoint(dirpath=saves, filename="at", every_n_train_steps=4, save_top_k=-1)
+    with pytest.raises(Killed):  # the same 6-step run (its learning-rate schedule spans 6), stopped after step 4
+        main(["fit", *tiny_clip_args(tmp_path / "split")], callbacks=[schedule, KillAfter(4)])
+    resumed = run(tmp_path / "split", "--ckpt_path", str(saves / "at.ckpt"))
+    assert resumed["global_step"] == full["global_step"] == 6
+    for key, value in full["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+    for sa, sb in zip(
+        full["optimizer_states"][0]["state"].values(), resumed["optimizer_states"][0]["state"].values(), strict=True
+    ):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_captioner_validation_digit_share_equals_a_recomputation(captioner_ckpt):
+    """val/digit_named (one validation batch of 64, greedy) recomputed from the final weights."""
+    run = captioner_ckpt.parents[1]
+    model = load_model(captioner_ckpt)
+    dm = DigitsDataModule(captions="templates", batch_size=64)
+    dm.setup("fit")
+    batch = dm.device_transform(next(iter(dm.make_loader(dm.split("val"), shuffle=False))), training=False)
+    named = [caption_digit(c) for c in model.caption(batch["image"], beam_width=1)]
+    want = sum(int(n == int(k)) for n, k in zip(named, batch["label"], strict=True)) / len(named)
+    assert last_logged(run, "val/digit_named") == pytest.approx(want, abs=1e-6)
