@@ -223,3 +223,21 @@ def test_captioner_validation_digit_share_equals_a_recomputation(captioner_ckpt)
     named = [caption_digit(c) for c in model.caption(batch["image"], beam_width=1)]
     want = sum(int(n == int(k)) for n, k in zip(named, batch["label"], strict=True)) / len(named)
     assert last_logged(run, "val/digit_named") == pytest.approx(want, abs=1e-6)
+
+
+def test_clip_on_two_ddp_ranks_keeps_one_model_and_scores_the_whole_validation_split(tmp_path):
+    """Two gloo ranks (each its half of every batch, negatives gathered from both): the ranks end with
+    the same weights and tokenizer, and the logged zero-shot accuracy and recall, computed from both
+    ranks' features, equal `clip zero-shot` on the whole validation split with the final weights."""
+    from tests_helpers import run_rank_job
+
+    run_rank_job([str(Path(__file__).parent / "clip_ddp_job.py"), str(tmp_path)], "2-rank CLIP fit", timeout=240)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for key, value in rank0["weights"].items():
+        assert torch.equal(rank1["weights"][key], value), key
+    ckpt = tmp_path / "clip-digits" / "version_0" / "checkpoints" / "last.ckpt"
+    out = tmp_path / "zs.json"
+    assert main(["clip", "zero-shot", "--ckpt", str(ckpt), "--split", "val", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert rank0["metrics"]["val/zero_shot_top1"] == pytest.approx(result["zero_shot_top1"], abs=1e-6)
+    assert rank0["metrics"]["val/i2t_r1"] == pytest.approx(result["i2t_r1"], abs=1e-6)
