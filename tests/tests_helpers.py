@@ -109,3 +109,19 @@ def run_rank_job(argv: list[str], what: str, timeout: float = 180) -> str:
         pytest.fail(f"the {what} did not finish within {timeout:g} s (a rank hung):\n{output[-3000:]}")
     assert proc.returncode == 0, output[-3000:]
     return output
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: the run stops between two steps, after its scheduled checkpoint."""
+
+
+def kill_after(step: int):
+    """A callback that raises `Killed` before the first training batch at or after ``step``."""
+    from lightning.pytorch.callbacks import Callback
+
+    class KillAfter(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.global_step >= step:
+                raise Killed
+
+    return KillAfter()

@@ -142,6 +142,12 @@ def iter_parquet(path: Path) -> Iterator[dict[str, Any]]:
             i += 1
 
 
+def sample_caption(sample: dict[str, Any]) -> str:
+    """A raw sample's caption as text (bytes in a tar shard, a string in parquet; "" when absent)."""
+    caption = sample.get("txt", b"")
+    return caption.decode("utf-8", "replace") if isinstance(caption, bytes) else str(caption)
+
+
 def list_shards(root: Path) -> list[Path]:
     shards = sorted([*root.glob("*.tar"), *root.glob("*.parquet")])
     if not shards:
@@ -314,8 +320,7 @@ class LaionStream(IterableDataset):
     def decode(self, sample: dict[str, Any], resize: bool = True) -> dict[str, Any] | None:
         """The filtered, decoded sample (None when a filter drops it or its image is unreadable);
         ``resize=False`` decides only whether it is kept (no ``image``)."""
-        caption = sample.get("txt", b"")
-        caption = caption.decode("utf-8", "replace") if isinstance(caption, bytes) else str(caption)
+        caption = sample_caption(sample)
         meta = sample.get("meta") or (json.loads(sample["json"]) if "json" in sample else {})
         if not self.filters.keep_meta(caption.strip(), meta):
             return None
@@ -447,8 +452,7 @@ def plan_samples(shards: list[Path], filters: LaionFilters) -> list[tuple[int, i
     plan = []
     for s, shard in enumerate(shards):
         for pos, sample in enumerate(read_shard(shard)):
-            caption = sample.get("txt", b"")
-            caption = caption.decode("utf-8", "replace") if isinstance(caption, bytes) else str(caption)
+            caption = sample_caption(sample)
             meta = sample.get("meta") or (json.loads(sample["json"]) if "json" in sample else {})
             raw = next((sample[e] for e in IMAGE_EXTS if e in sample), None)
             if raw is None or not filters.keep_meta(caption.strip(), meta):
@@ -556,8 +560,7 @@ class LaionDataModule(ImageDataModule):
         texts: list[str] = []
         for shard in self.shards[split]:
             for sample in read_shard(shard):
-                caption = sample.get("txt", b"")
-                caption = caption.decode("utf-8", "replace") if isinstance(caption, bytes) else str(caption)
+                caption = sample_caption(sample)
                 if self.caption_table is not None:
                     caption = self.caption_table.get(str(sample["key"]), caption)
                 texts.append(caption.strip())

@@ -16,34 +16,29 @@ def test_there_are_configs():
     assert any(p.parent.name == "diffusion" and p.name == "digits.yaml" for p in CONFIGS)
 
 
-@pytest.fixture(scope="module")
-def tokenizer_ckpt(tmp_path_factory) -> Path:
-    """A tokenizer checkpoint for the configs built on one (one step of the FSQ digits tokenizer)."""
+def one_step_checkpoint(root: Path, family: str, name: str) -> Path:
+    """The checkpoint of one training step of configs/<family>/<name>, for the configs built on one."""
     from lit_genvision.cli import main
 
-    root = tmp_path_factory.mktemp("tokenizer")
-    config = next(p for p in CONFIGS if p.parent.name == "tokenizer" and p.name == "digits_fsq.yaml")
+    config = next(p for p in CONFIGS if p.parent.name == family and p.name == name)
     args = ["--config", str(config), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
     assert (
         main(["fit", *args, "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)])
         == 0
     )
     return next(root.rglob("last.ckpt"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer_ckpt(tmp_path_factory) -> Path:
+    """A tokenizer checkpoint for the token prior config (the FSQ digits tokenizer)."""
+    return one_step_checkpoint(tmp_path_factory.mktemp("tokenizer"), "tokenizer", "digits_fsq.yaml")
 
 
 @pytest.fixture(scope="module")
 def clip_ckpt(tmp_path_factory) -> Path:
-    """A CLIP checkpoint for the captioner config (one step of the digits CLIP)."""
-    from lit_genvision.cli import main
-
-    root = tmp_path_factory.mktemp("clip")
-    config = next(p for p in CONFIGS if p.parent.name == "clip" and p.name == "digits.yaml")
-    args = ["--config", str(config), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
-    assert (
-        main(["fit", *args, "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)])
-        == 0
-    )
-    return next(root.rglob("last.ckpt"))
+    """A CLIP checkpoint for the captioner config (the digits CLIP)."""
+    return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
-from tests_helpers import ROOT, tiny_diffusion_args
+from tests_helpers import ROOT, Killed, kill_after, tiny_diffusion_args
 
 from lit_genvision.cli import main
 from lit_genvision.data import DigitsDataModule
@@ -25,19 +24,6 @@ from lit_genvision.nn.text import BPETokenizer
 CLIP_CONFIG = ROOT / "configs" / "clip" / "digits.yaml"
 CAPTIONER_CONFIG = ROOT / "configs" / "captioner" / "digits.yaml"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-class Killed(Exception):
-    """Stands for SIGKILL between two steps, after the scheduled checkpoint."""
-
-
-class KillAfter(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
-            raise Killed
 
 
 def tiny_clip_args(root: Path) -> list[str]:
@@ -202,7 +188,7 @@ def test_clip_resume_from_the_step_schedule_is_bitwise(tmp_path):
     saves = tmp_path / "saves"
     schedule = ModelCheckpoint(dirpath=saves, filename="at", every_n_train_steps=4, save_top_k=-1)
     with pytest.raises(Killed):  # the same 6-step run (its learning-rate schedule spans 6), stopped after step 4
-        main(["fit", *tiny_clip_args(tmp_path / "split")], callbacks=[schedule, KillAfter(4)])
+        main(["fit", *tiny_clip_args(tmp_path / "split")], callbacks=[schedule, kill_after(4)])
     resumed = run(tmp_path / "split", "--ckpt_path", str(saves / "at.ckpt"))
     assert resumed["global_step"] == full["global_step"] == 6
     for key, value in full["state_dict"].items():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
+from tests_helpers import Killed, kill_after
 
 from lit_genvision.callbacks.ema import averaged_names
 from lit_genvision.cli import main
@@ -91,19 +92,6 @@ def test_the_learned_prior_is_trained_saved_and_reloaded_with_weights_only(tmp_p
         assert torch.equal(model.prior[key], state[f"prior.{key}"]), key
 
 
-class Killed(Exception):
-    """Stands for SIGKILL: the run stops between two steps, after its scheduled checkpoint."""
-
-
-class KillAfter(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
-            raise Killed
-
-
 def test_a_resumed_fit_ends_with_the_same_prior_weights_and_optimizer_state(tmp_path):
     assert main(["fit", *fit_args(tmp_path, "full", TOTAL)]) == 0
     full = torch.load(last_ckpt(tmp_path, "full"), map_location="cpu", weights_only=True)
@@ -111,7 +99,7 @@ def test_a_resumed_fit_ends_with_the_same_prior_weights_and_optimizer_state(tmp_
     saves = tmp_path / "saves"
     schedule = ModelCheckpoint(dirpath=saves, filename="at", every_n_train_steps=KILL_AT, save_top_k=-1)
     with pytest.raises(Killed):
-        main(["fit", *fit_args(tmp_path, "split", TOTAL)], callbacks=[schedule, KillAfter(KILL_AT)])
+        main(["fit", *fit_args(tmp_path, "split", TOTAL)], callbacks=[schedule, kill_after(KILL_AT)])
     assert main(["fit", *fit_args(tmp_path, "split", TOTAL), "--ckpt_path", str(saves / "at.ckpt")]) == 0
     split = torch.load(last_ckpt(tmp_path, "split"), map_location="cpu", weights_only=True)
 

@@ -12,26 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from tests_helpers import DIGITS_DDPM, tiny_diffusion_args
+from lightning.pytorch.callbacks import ModelCheckpoint
+from tests_helpers import DIGITS_DDPM, Killed, kill_after, tiny_diffusion_args
 
 from lit_genvision.cli import main
 
 BATCHES_PER_EPOCH = 1258 // 128  # digits train split / the shipped batch size, drop_last: 9
 SHIPPED_TOTAL = BATCHES_PER_EPOCH + 5  # the resumed part always crosses an epoch boundary
-
-
-class Killed(Exception):
-    """Stands for SIGKILL: the run stops between two steps, after its scheduled checkpoint."""
-
-
-class KillAfter(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
-            raise Killed
 
 
 def shipped_args(root: Path, name: str, max_steps: int, **extra: str) -> list[str]:
@@ -55,7 +42,7 @@ def interrupted_and_resumed(root: Path, args_for, kill_at: int, total: int) -> d
     saves = root / "saves"
     schedule = ModelCheckpoint(dirpath=saves, filename="at", every_n_train_steps=kill_at, save_top_k=-1)
     with pytest.raises(Killed):
-        main(["fit", *args_for("split", total)], callbacks=[schedule, KillAfter(kill_at)])
+        main(["fit", *args_for("split", total)], callbacks=[schedule, kill_after(kill_at)])
     ckpt = saves / "at.ckpt"
     assert torch.load(ckpt, weights_only=True)["global_step"] == kill_at
     assert main(["fit", *args_for("split", total), "--ckpt_path", str(ckpt)]) == 0
