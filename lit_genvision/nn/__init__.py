@@ -4,6 +4,7 @@ from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.captioner import CaptionDecoder
 from lit_genvision.nn.clip import CLIP, CLIPImageTower
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
+from lit_genvision.nn.dit import DIT_SIZES, DiT
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
 from lit_genvision.nn.lpips import LPIPS
@@ -30,6 +31,8 @@ from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
 from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
+    "DIT_SIZES",
+    "DiT",
     "CLIP",
     "CLIPImageTower",
     "CaptionDecoder",

@@ -1,0 +1,178 @@
+"""DiT: the diffusion transformer (Peebles & Xie 2023, "Scalable Diffusion Models with Transformers").
+
+A drop-in replacement for the U-Net: ``forward(x, t, cond)`` with the same conditioning keys and the
+same attributes (``in_channels``, ``image_size``, ``num_classes``, ``cond_dim``, ``out_channels``), so
+a config swaps ``class_path: lit_genvision.nn.UNet`` for ``lit_genvision.nn.dit.DiT`` and nothing else.
+
+    tokens  z₀ = W_e · patchify_p(x) + pe                     (B, N, D), N = (S/p)², pe fixed sin-cos (§3.1)
+    cond    c  = MLP(sincos(t)) [+ E_y[y]] [+ W_v·v]          (B, D); y = K is the null class of CFG (§3.2)
+    blocks  z_l = Block_l(z_{l−1}, c [, context])             adaLN-Zero, l = 1 … depth (§3.2)
+    decoder ε̂  = unpatchify(W_o · mod(LN(z_L), β(c), γ(c)))   (B, C_out, S, S) (§3.1 "Transformer decoder")
+
+adaLN-Zero: each block's (β, γ, g) = W·SiLU(c) with W = 0 at initialisation, so every block is the
+identity; the output projection W_o and the final (β, γ) are zero too (DiT's ``initialize_weights``),
+so the untrained network predicts exactly 0. ``learn_sigma`` is not offered: the platform's diffusion
+predicts ε, v or x₀ only, so ``out_channels`` defaults to ``in_channels``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lit_genvision.nn.embeddings import TimestepEmbedding
+from lit_genvision.nn.transformer import TransformerBlock, modulate, sincos_2d
+from lit_genvision.nn.vit import patchify, unpatchify
+
+#: The paper's Table 1: name → (hidden D, depth, heads). DiT-XL/2 is ``DiT.named("XL", patch_size=2)``.
+DIT_SIZES: dict[str, tuple[int, int, int]] = {
+    "S": (384, 12, 6),
+    "B": (768, 12, 12),
+    "L": (1024, 24, 16),
+    "XL": (1152, 28, 16),
+}
+
+
+class FinalLayer(nn.Module):
+    """DiT's decoder: out = W_o · mod(LN(z), β(c), γ(c)), with (β, γ) = W_m·SiLU(c); W_m, W_o zero-initialised."""
+
+    def __init__(self, hidden: int, out_features: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)  # affine part comes from c
+        self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
+        self.linear = nn.Linear(hidden, out_features)
+        for layer in (self.adaLN[1], self.linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, z: Tensor, c: Tensor) -> Tensor:
+        """z (B, N, D), c (B, D) → (B, N, out_features)."""
+        shift, scale = self.adaLN(c).chunk(2, dim=-1)  # (B, D) each
+        return self.linear(modulate(self.norm(z), shift, scale))  # (B, N, out_features)
+
+
+class DiT(nn.Module):
+    """Diffusion transformer ε/v/x₀ network: x (B, C, S, S), t (B,) → (B, C_out, S, S).
+
+    Args:
+        in_channels: input channels C (4 for Stable Diffusion's latents).
+        image_size: input side S; divisible by ``patch_size``.
+        patch_size: patch side p; N = (S/p)² tokens (DiT-XL/2: p = 2).
+        hidden: token width D (divisible by ``heads`` and by 4 for the 2-D sin-cos positions).
+        depth: number of DiT blocks.
+        heads: attention heads.
+        mlp_ratio: the blocks' MLP hidden width / D.
+        num_classes: if set, ``cond["label"]`` (B,) is embedded and added to c; label ``num_classes`` (K)
+            is the learned null class of classifier-free guidance, used where no label is given.
+        context_dim: if set, every block cross-attends to ``cond["context"]`` (B, M, context_dim), with
+            ``cond["context_mask"]`` (B, M) True = keep.
+        cond_dim: if set, ``cond["vector"]`` (B, cond_dim) (a pooled text embedding, say) adds W_v·v
+            to c, or a learned null embedding e_∅ where absent or flagged by ``cond["vector_null"]`` (the
+            U-Net's option of the same name, so a config swaps one network for the other).
+        out_channels: output channels (defaults to ``in_channels``).
+        dropout: dropout inside the blocks.
+        kernels: ``auto | torch | triton``, handed to the blocks' attention.
+    """
+
+    pos: Tensor
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 16,
+        patch_size: int = 2,
+        hidden: int = 384,
+        depth: int = 12,
+        heads: int = 6,
+        mlp_ratio: float = 4.0,
+        num_classes: int | None = None,
+        context_dim: int | None = None,
+        cond_dim: int | None = None,
+        out_channels: int | None = None,
+        dropout: float = 0.0,
+        kernels: str = "auto",
+    ) -> None:
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}.")
+        self.in_channels, self.image_size, self.patch_size = in_channels, image_size, patch_size
+        self.out_channels = out_channels or in_channels
+        self.num_classes, self.context_dim, self.cond_dim = num_classes, context_dim, cond_dim
+        grid = image_size // patch_size
+
+        self.patch_embed = nn.Linear(patch_size * patch_size * in_channels, hidden)  # = DiT's p×p stride-p conv
+        self.register_buffer("pos", sincos_2d(grid, grid, hidden)[None], persistent=False)  # (1, N, D) fixed
+        self.time_embed = TimestepEmbedding(256, hidden)  # DiT's 256 frequencies → MLP
+        self.label_embed = nn.Embedding(num_classes + 1, hidden) if num_classes else None  # row K: null
+        if cond_dim:
+            self.vector_embed = nn.Linear(cond_dim, hidden)
+            self.vector_null = nn.Parameter(torch.zeros(hidden))
+        block = dict(context_dim=context_dim, cond_dim=hidden, kernels=kernels)  # adaLN-Zero driven by c (B, D)
+        self.blocks = nn.ModuleList(TransformerBlock(hidden, heads, mlp_ratio, dropout, **block) for _ in range(depth))
+        self.final = FinalLayer(hidden, patch_size * patch_size * self.out_channels)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """DiT's ``initialize_weights``: Xavier-uniform linear maps with zero biases, N(0, 0.02²) for the
+        timestep MLP and the label table; then adaLN-Zero and the zero decoder (the blocks' own init)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for layer in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        if self.label_embed is not None:
+            nn.init.normal_(self.label_embed.weight, std=0.02)
+        for layer in [b.adaLN[1] for b in self.blocks] + [self.final.adaLN[1], self.final.linear]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    @classmethod
+    def named(cls, size: str, **kwargs) -> DiT:
+        """The paper's DiT-S/B/L/XL (``DIT_SIZES``); ``size`` may carry the patch, as in ``"XL/2"``."""
+        name, _, patch = size.removeprefix("DiT-").partition("/")
+        if name not in DIT_SIZES:
+            raise ValueError(f"unknown DiT size {size!r}; choose one of {', '.join(DIT_SIZES)}.")
+        hidden, depth, heads = DIT_SIZES[name]
+        if patch:
+            kwargs["patch_size"] = int(patch)
+        return cls(hidden=hidden, depth=depth, heads=heads, **kwargs)
+
+    def _vector_embedding(self, cond: dict[str, Tensor], batch: int) -> Tensor:
+        """W_v·v per sample, or the learned null e_∅ where v is absent or flagged dropped: (B, D)."""
+        vector = cond.get("vector")
+        if vector is None:
+            return self.vector_null.expand(batch, -1)
+        emb = self.vector_embed(vector.to(self.vector_null.dtype))  # (B, D)
+        dropped = cond.get("vector_null")
+        if dropped is not None:
+            emb = torch.where(dropped.to(torch.bool).view(-1, 1), self.vector_null.to(emb.dtype), emb)
+        return emb
+
+    def condition(self, t: Tensor, cond: dict[str, Tensor] | None, batch: int) -> Tensor:
+        """c = MLP(sincos(t)) [+ E_y[y]] [+ W_v·v]: (B, D). A missing label is the null class K."""
+        cond = cond or {}
+        c = self.time_embed(t.expand(batch) if t.ndim == 0 else t)  # (B, D)
+        if self.label_embed is not None:
+            labels = cond.get("label")
+            if labels is None:  # no label given: the null label, i.e. the unconditional model
+                labels = torch.full((batch,), self.num_classes, device=c.device, dtype=torch.long)
+            c = c + self.label_embed(labels)  # (B, D)
+        if self.cond_dim:
+            c = c + self._vector_embedding(cond, batch)  # (B, D)
+        return c
+
+    def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
+        """x (B, C, S, S), t (B,), cond {label, vector, vector_null, context, context_mask} → (B, C_out, S, S)."""
+        c = self.condition(t, cond, x.shape[0])  # (B, D)
+        context = (cond or {}).get("context") if self.context_dim else None  # (B, M, context_dim)
+        mask = (cond or {}).get("context_mask") if context is not None else None  # (B, M) True = keep
+        z = self.patch_embed(patchify(x, self.patch_size))  # (B, N, D)
+        z = z + self.pos.to(z.dtype)  # (B, N, D)
+        for block in self.blocks:
+            z = block(z, context=context, context_mask=mask, cond=c)  # (B, N, D)
+        out = self.final(z, c)  # (B, N, p·p·C_out)
+        return unpatchify(out, self.patch_size, self.out_channels)  # (B, C_out, S, S)
+
+
+__all__ = ["DIT_SIZES", "DiT", "FinalLayer"]
