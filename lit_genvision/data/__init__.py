@@ -18,6 +18,7 @@ from lit_genvision.data.cifar10 import CIFAR10DataModule, load_cifar10
 from lit_genvision.data.digits import DigitsDataModule, load_digits_uint8
 from lit_genvision.data.laion import LaionDataModule, LaionFilters
 from lit_genvision.data.openimages import OpenImagesDataModule, render_semantic_map
+from lit_genvision.data.scenes import DigitScenesDataModule, scene_caption, scene_digits
 
 __all__ = [
     "DIGIT_WORDS",
@@ -31,6 +32,9 @@ __all__ = [
     "read_captions",
     "write_captions",
     "CIFAR10DataModule",
+    "DigitScenesDataModule",
+    "scene_caption",
+    "scene_digits",
     "CelebADataModule",
     "LaionDataModule",
     "LaionFilters",
