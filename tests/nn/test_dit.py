@@ -128,3 +128,17 @@ def test_a_diffusion_model_with_a_tiny_dit_trains_a_step_and_samples_with_guidan
     assert torch.isfinite(loss) and net.final.linear.weight.grad.abs().sum() > 0
     out = model.sample(4, steps=2)
     assert out.shape == (4, 1, 16, 16) and out.abs().max() <= 1
+
+
+def test_a_flow_matching_model_takes_a_dit_too():
+    from lit_genvision.models import FlowMatchingModel, ODESampler
+
+    torch.manual_seed(0)
+    net = DiT(in_channels=1, image_size=16, patch_size=4, hidden=32, depth=2, heads=2, num_classes=10)
+    model = FlowMatchingModel(net, sampler=ODESampler("euler", steps=2), label_dropout=0.5, guidance_scale=2.0)
+    batch = {"image": torch.rand(8, 1, 16, 16) * 2 - 1, "label": torch.randint(0, 10, (8,))}
+    loss = model.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and net.final.linear.weight.grad.abs().sum() > 0
+    out = model.sample(4)
+    assert out.shape == (4, 1, 16, 16) and out.abs().max() <= 1
