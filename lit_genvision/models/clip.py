@@ -43,7 +43,7 @@ class CLIPModel(PlatformModule):
         text_token_noise: during training, each word token of a caption (not the start and end tokens)
             is replaced by a random token with this probability. On a small caption corpus most
             tokens of an unseen word were never trained; this teaches the text tower that words it
-            cannot read do not decide the embedding (0: off).
+            cannot read do not decide the embedding (0: off; towers of our own BPE only).
     """
 
     family = "clip"
@@ -112,10 +112,10 @@ class CLIPModel(PlatformModule):
         tok = tower.tokenizer
         first = max(tok.pad_id, tok.sot_id, tok.eot_id) + 1  # the special tokens come first in the vocabulary
         noise = torch.randint(first, tok.vocab_size, ids.shape, device=ids.device)
-        return torch.nn.functional.normalize(tower.encode_ids(torch.where(hit, noise, ids), mask).pooled, dim=-1)
+        return self.net.text_embedding(tower.encode_ids(torch.where(hit, noise, ids), mask).pooled)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        if self.text_token_noise > 0:
+        if self.text_token_noise > 0 and hasattr(self.net.text_tower, "encode_ids"):  # a tower of our own BPE
             image, text = self.net.encode_image(batch["image"]), self.noisy_text_features(batch["text"])
         else:
             image, text = self.features(batch)

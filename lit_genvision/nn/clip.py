@@ -81,8 +81,10 @@ class CLIP(nn.Module):
 
     Args:
         image_tower: `CLIPImageTower`.
-        text_tower: any `TextEncoder` whose ``pooled_dim`` equals the image tower's ``embed_dim``
-            (`CLIPTextTower` to train CLIP; a frozen Hugging Face encoder gives a locked-text variant).
+        text_tower: any `TextEncoder`: `CLIPTextTower` to train CLIP; a frozen Hugging Face encoder
+            (`HFTextEncoder`) gives a locked-text variant (LiT, Zhai et al. 2022). When its pooled width
+            differs from the image tower's ``embed_dim``, a trainable bias-free linear map W_t takes it
+            there: E_T = W_t · pooled.
         init_log_scale: t at initialisation (log(1/0.07)).
     """
 
@@ -90,12 +92,10 @@ class CLIP(nn.Module):
         self, image_tower: CLIPImageTower, text_tower: TextEncoder, init_log_scale: float = INIT_LOG_SCALE
     ) -> None:
         super().__init__()
-        if text_tower.pooled_dim != image_tower.embed_dim:
-            raise ValueError(
-                f"the text tower's pooled width ({text_tower.pooled_dim}) must equal the image tower's embed_dim "
-                f"({image_tower.embed_dim}); set both to the same size."
-            )
         self.image_tower, self.text_tower = image_tower, text_tower
+        width = text_tower.pooled_dim
+        same = width == image_tower.embed_dim
+        self.text_head = None if same else nn.Linear(width, image_tower.embed_dim, bias=False)
         self.log_scale = nn.Parameter(torch.tensor(float(init_log_scale)))
 
     @property
@@ -108,7 +108,11 @@ class CLIP(nn.Module):
 
     def encode_text(self, texts: list[str]) -> Tensor:
         """texts (B strings) → unit-norm E_T (B, embed_dim)."""
-        return F.normalize(self.text_tower.encode(texts).pooled, dim=-1)
+        return self.text_embedding(self.text_tower.encode(texts).pooled)
+
+    def text_embedding(self, pooled: Tensor) -> Tensor:
+        """The text tower's pooled output (B, pooled_dim) → unit-norm E_T (B, embed_dim)."""
+        return F.normalize(pooled if self.text_head is None else self.text_head(pooled), dim=-1)
 
     def similarity(self, images: Tensor, texts: list[str]) -> Tensor:
         """cos(E_I, E_T) of each image with the text of the same index: (B,)."""

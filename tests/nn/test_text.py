@@ -197,3 +197,18 @@ def test_hf_hub_name_offline_raises_one_sentence(monkeypatch: pytest.MonkeyPatch
         HFTextEncoder(name)
     msg = str(info.value)
     assert "\n" not in msg and name in msg and "local directory" in msg and "offline" in msg
+
+
+def test_clip_with_a_frozen_hugging_face_text_tower_trains_only_its_head(minilm: HFTextEncoder) -> None:
+    """Locked-text CLIP: MiniLM (384 wide) behind a linear head to a 32-d embedding; only the head and
+    the image side receive gradients."""
+    from lit_genvision.nn.clip import CLIP, CLIPImageTower
+
+    torch.manual_seed(0)
+    clip = CLIP(CLIPImageTower(image_size=8, patch_size=4, dim=16, depth=1, heads=2, embed_dim=32), minilm)
+    texts = ["a handwritten seven", "the digit 3"]
+    e = clip.encode_text(texts)
+    assert e.shape == (2, 32) and torch.allclose(e.norm(dim=-1), torch.ones(2))
+    (clip.similarity(torch.randn(2, 1, 8, 8), texts).sum()).backward()
+    assert clip.text_head.weight.grad is not None and clip.text_head.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in minilm.parameters())
