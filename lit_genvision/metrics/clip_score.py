@@ -37,8 +37,7 @@ class CLIPExtractor:
         self.net, self.name, self.image_size = net, name, image_size
         self.dim = net.embed_dim
         with torch.no_grad():
-            means = [net.encode_text(list(p)).mean(0) for p in class_prompts]
-        self.class_text = torch.nn.functional.normalize(torch.stack(means), dim=-1)  # (K, E)
+            self.class_text = net.class_embeddings(class_prompts)  # (K, E)
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:

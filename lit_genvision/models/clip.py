@@ -169,11 +169,9 @@ class CLIPModel(PlatformModule):
     # -- zero-shot -----------------------------------------------------------------------------------
     @torch.no_grad()
     def class_embeddings(self, prompts: list[list[str]]) -> Tensor:
-        """One unit-norm text embedding per class (K, E): the mean of the embeddings of that class's
-        prompts, renormalised (CLIP's prompt ensembling, §3.1.4)."""
+        """`nn.clip.CLIP.class_embeddings` with the network in eval mode (no dropout)."""
         with self.eval_mode(self.net):
-            means = [self.net.encode_text(list(p)).mean(0) for p in prompts]
-        return torch.nn.functional.normalize(torch.stack(means), dim=-1)
+            return self.net.class_embeddings(prompts)
 
     # -- optimiser -----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -114,6 +114,11 @@ class CLIP(nn.Module):
         """The text tower's pooled output (B, pooled_dim) → unit-norm E_T (B, embed_dim)."""
         return F.normalize(pooled if self.text_head is None else self.text_head(pooled), dim=-1)
 
+    def class_embeddings(self, prompts: list[list[str]]) -> Tensor:
+        """One unit-norm text embedding per class (K, E): the mean of the embeddings of that class's
+        prompts, renormalised (CLIP's prompt ensembling, §3.1.4)."""
+        return F.normalize(torch.stack([self.encode_text(list(p)).mean(0) for p in prompts]), dim=-1)
+
     def similarity(self, images: Tensor, texts: list[str]) -> Tensor:
         """cos(E_I, E_T) of each image with the text of the same index: (B,)."""
         return (self.encode_image(images) * self.encode_text(texts)).sum(-1)
