@@ -12,7 +12,7 @@ import os
 import sys
 
 from lit_genvision.checkpoint_io import CheckpointError, download, is_url
-from lit_genvision.experiments import caption, clip, evaluate, export, latent, leaderboard, sample, sweep
+from lit_genvision.experiments import caption, clip, evaluate, export, inpaint, latent, leaderboard, sample, sweep
 from lit_genvision.experiments.fit import GenVisionCLI, naming
 from lit_genvision.experiments.store import StoreError
 from lit_genvision.experiments.sweep import SweepError
@@ -34,6 +34,7 @@ TOOLS = {
     ),
     "clip": (clip, "CLIP tools: zero-shot classification and image-text retrieval on a split"),
     "caption": (caption, "re-caption a dataset with a captioner checkpoint into a parquet file (key, text)"),
+    "inpaint": (inpaint, "fill the masked pixels of images (.npz) with an inpainting checkpoint"),
 }
 
 

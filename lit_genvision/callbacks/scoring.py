@@ -140,15 +140,15 @@ class QualityScore(L.Callback):
                 rank=rank,
                 world=world,
             )
-            for b, images, labels in batches:
-                parts.append((b, [s.extractor(images) for s in scorers], labels))
+            for b, images, labels, prompts in batches:
+                parts.append((b, [s.extractor(images) for s in scorers], labels, prompts))
         parts = gather_to_rank0(parts)
         values: dict[str, float] = {}
         if trainer.is_global_zero:
             fresh = [s.fresh() for s in scorers]
-            for _, extracted, labels in sorted(parts, key=lambda p: p[0]):
+            for _, extracted, labels, prompts in sorted(parts, key=lambda p: p[0]):
                 for scorer, (feats, probs) in zip(fresh, extracted, strict=True):
-                    scorer.add(feats, probs, labels)
+                    scorer.add(feats, probs, labels, prompts)
             values = {k: v for s in fresh for k, v in s.compute().items()}
         values = trainer.strategy.broadcast(values, src=0)
         self.last = dict(values)

@@ -41,7 +41,7 @@ from lit_genvision.experiments.sample import (
 from lit_genvision.experiments.store import ResultsStore, default_store_path
 from lit_genvision.metrics import scoring
 from lit_genvision.metrics.clip_score import CLIPExtractor
-from lit_genvision.metrics.generation import dist_rank_world, gather_to_rank0
+from lit_genvision.metrics.generation import GeneratedBatch, dist_rank_world, gather_to_rank0
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.reference import image_batches
 from lit_genvision.metrics.scoring import (
@@ -116,6 +116,9 @@ class EvaluateOptions:
     """Use the raw weights instead of the EMA."""
     ckpt_source: str | None = None
     """The URL ``ckpt`` was downloaded from, recorded instead of the temporary file."""
+    prompts: str | None = None
+    """A text file of prompts, one per line, for a text-conditioned model: sample i gets prompt i mod P
+    (None: the model's class prompts)."""
     reconstruct: bool = False
     """Score the model's reconstructions of the split's images (a tokenizer or autoencoder), not samples."""
 
@@ -212,6 +215,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inception-weights", default=None, help=f"local {InceptionExtractor.__module__} weights file")
     p.add_argument("--download-weights", action="store_true", help="download the Inception weights if missing")
     p.add_argument("--clip", default=None, help="CLIP checkpoint for --metrics clip_score (configs/clip/digits.yaml)")
+    p.add_argument(
+        "--prompts",
+        default=None,
+        metavar="TXT",
+        help="a text-conditioned model's prompts, one per line; sample i gets prompt i mod P "
+        "(default: the model's class prompts)",
+    )
     p.add_argument("--wandb", action="store_true", help="also log the results to W&B (WANDB_MODE=offline works)")
     p.add_argument(
         "--reconstruct",
@@ -237,6 +247,24 @@ def _score(scorers: list[Scorer], batches: Callable[[], Iterator[Tensor | tuple[
     for scorer in scorers:
         out.update(scorer.compute())
     return out
+
+
+def read_prompts(path: str | None, model) -> list[str] | None:
+    """The prompts of ``--prompts`` (one per non-empty line) for a model that reads text; None without it."""
+    if path is None:
+        return None
+    if "text" not in model.conditioning.batch_keys:
+        raise ValueError(
+            f"--prompts needs a text-conditioned model, and this {model.family} model reads "
+            f"{', '.join(model.conditioning.batch_keys) or 'no condition'}; omit --prompts."
+        )
+    try:
+        prompts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise ValueError(f"--prompts {path} does not exist; pass a text file with one prompt per line.") from None
+    if not prompts:
+        raise ValueError(f"--prompts {path} has no prompt; write one prompt per line.")
+    return prompts
 
 
 def check_arguments(options: EvaluateOptions, metrics: list[str]) -> None:
@@ -299,8 +327,9 @@ def evaluation_batches(
     labels: Tensor | None = None,
     rank: int = 0,
     world: int = 1,
-) -> Iterator[tuple[int, Tensor, Tensor | None]]:
-    """The (batch index, images, labels) that ``evaluate`` scores on this rank, drawn by the seed
+    cond: dict[str, Any] | None = None,
+) -> Iterator[GeneratedBatch]:
+    """The (batch index, images, labels, prompts) that ``evaluate`` scores on this rank, drawn by the seed
     rule of ``sample`` (``generate_batches``): batch b from its own seed (seed, b), ranks taking
     every world-th batch, so the generated set, and so every score, does not depend on the number
     of processes, and ``sample --seed S`` writes the images ``evaluate --seed S`` scores."""
@@ -312,6 +341,7 @@ def evaluation_batches(
         steps=options.steps,
         sampler=sampler,
         labels=labels,
+        cond=cond,
         rank=rank,
         world=world,
     )
@@ -361,9 +391,10 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
         device = resolve_device(options.device)
         model = load_model(ckpt, use_ema=not options.no_ema, generative=True).to(device)
         datamodule = run_datamodule(ckpt)
-        if model.num_classes:
+        prompts = read_prompts(options.prompts, model)
+        if (model.num_classes or getattr(model, "class_prompts", None)) and prompts is None:
             metrics = with_label_metrics(metrics)  # e.g. label_agreement: does it draw the digit asked for?
-        elif "clip_score" in metrics:
+        elif "clip_score" in metrics and prompts is None:
             raise ValueError(
                 f"clip_score scores images against the prompts they were asked to show, and this {model.family} "
                 "model takes none; score a conditional model."
@@ -382,21 +413,24 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
             top_k=options.top_k,
         )
         labels = parse_labels(options.label, options.num_samples, model.num_classes)
+        cond = {"text": [prompts[i % len(prompts)] for i in range(options.num_samples)]} if prompts else None
         rank, world = dist_rank_world()
         parts = []
         with progress_bar() as progress:
             task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=options.num_samples)
-            for b, images, batch_labels in evaluation_batches(model, options, sampler, labels, rank, world):
+            for b, images, batch_labels, batch_prompts in evaluation_batches(
+                model, options, sampler, labels, rank, world, cond
+            ):
                 nfe = model.sampling_protocol(options.steps, sampler)[1]
-                parts.append((b, [s.extractor(images) for s in scorers], batch_labels, nfe))
+                parts.append((b, [s.extractor(images) for s in scorers], batch_labels, batch_prompts, nfe))
                 progress.advance(task, len(images) * world)
         parts = gather_to_rank0(parts)
         if rank != 0:
             return []
         nfes = []
-        for _, extracted, labels, nfe in sorted(parts, key=lambda p: p[0]):
+        for _, extracted, labels, batch_prompts, nfe in sorted(parts, key=lambda p: p[0]):
             for scorer, (feats, probs) in zip(scorers, extracted, strict=True):
-                scorer.add(feats, probs, labels)
+                scorer.add(feats, probs, labels, batch_prompts)
             nfes.append(nfe)
         values = {k: v for s in scorers for k, v in s.compute().items()}
         sampler_name = model.sampling_protocol(options.steps, sampler)[0]
@@ -414,7 +448,15 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
             "steps": nfe,
             "image_size": model.image_shape[-1],
             "device": device,
-            "notes": None if getattr(model, "ema_loaded", False) else "raw weights",
+            "notes": "; ".join(
+                note
+                for note in (
+                    None if getattr(model, "ema_loaded", False) else "raw weights",
+                    f"prompts from {Path(options.prompts).name} ({len(prompts)})" if prompts else None,
+                )
+                if note
+            )
+            or None,
         }
     wall = time.perf_counter() - start
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -15,6 +15,7 @@ from lit_genvision.callbacks.images import save_images, upscale_for_view
 from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.data.base import to_uint8
 from lit_genvision.experiments.checkpoints import load_model
+from lit_genvision.experiments.conditions import condition_from_arguments
 from lit_genvision.methods.interpolation import interpolate_noise
 from lit_genvision.metrics.generation import batch_generator, generate_batches  # noqa: F401  (the seed rule)
 
@@ -60,9 +61,10 @@ def configure_sampling(
             setattr(model, name, value)
     if guidance is not None:
         check_float("--guidance", guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
-        if not model.num_classes:
+        if not model.conditioning:
             raise ValueError(
-                "--guidance needs a class-conditional model; this checkpoint's network has no num_classes."
+                "--guidance needs a conditional model (labels, text, a layout …); this checkpoint's network takes "
+                "no condition."
             )
         model.guidance_scale = guidance
     return model.make_sampler(sampler, eta=eta, rtol=rtol, atol=atol)
@@ -151,14 +153,15 @@ def generate(
     sampler: object | None,
     seed: int,
     labels: Tensor | None = None,
+    cond: dict | None = None,
     progress: Progress | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """``num`` samples and their labels (None for an unconditional model), by the seed rule of
     ``generate_batches``: the same seed gives the same images as ``evaluate`` draws."""
     task = progress.add_task("sampling", total=num) if progress else None
     images, conds = [], []
-    for _, x, y in generate_batches(
-        model, num, batch_size=batch_size, seed=seed, steps=steps, sampler=sampler, labels=labels
+    for _, x, y, _ in generate_batches(
+        model, num, batch_size=batch_size, seed=seed, steps=steps, sampler=sampler, labels=labels, cond=cond
     ):
         images.append(x)
         conds.append(y)
@@ -198,6 +201,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write a row of K images between the noise of --seed and --seed+1",
     )
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="prompt of a text-conditioned model; repeat it to cycle prompts over the samples",
+    )
+    p.add_argument(
+        "--layout", default=None, metavar="JSON", help='boxes [{"box": [x0, y0, x1, y1], "label": k}] in pixels'
+    )
+    p.add_argument("--semantic-map", default=None, metavar="PNG", help="single-channel PNG of class indices")
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -214,6 +228,10 @@ def run(args: argparse.Namespace) -> Path:
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
     sampler = sampling_from_arguments(model, args)
     labels = parse_labels(getattr(args, "label", None), args.interpolate or args.num, model.num_classes)
+    cond = condition_from_arguments(
+        model, args.interpolate or args.num, getattr(args, "prompt", None), getattr(args, "layout", None),
+        getattr(args, "semantic_map", None),
+    )  # fmt: skip
     with progress_bar() as progress:
         if args.interpolate:
             shape = (1, *model.sample_shape)  # pixels, latents, or z of a GAN or VAE
@@ -222,14 +240,16 @@ def run(args: argparse.Namespace) -> Path:
             noise = interpolate_noise(a, b, args.interpolate).to(model.device)
             # Interpolation needs a deterministic map from noise to image (DDIM η = 0, or any ODE solver).
             task = progress.add_task("interpolating", total=1)
-            given = {"label": labels.to(model.device)} if labels is not None else None
-            cond = model.sample_cond(args.interpolate, given)
+            given = {k: v.to(model.device) if isinstance(v, Tensor) else v for k, v in (cond or {}).items()}
+            if labels is not None:
+                given["label"] = labels.to(model.device)
+            cond = model.sample_cond(args.interpolate, given or None)
             # None for a family whose only map from noise to image is deterministic (GAN, VAE).
             deterministic = sampler or model.deterministic_sampler()
             images = model.sample(
                 args.interpolate, cond=cond, steps=args.steps, noise=noise, sampler=deterministic
             ).cpu()
-            labels = cond["label"].cpu() if cond else None
+            labels = cond["label"].cpu() if cond and "label" in cond else None
             progress.advance(task)
             nrow = args.interpolate
         else:
@@ -241,6 +261,7 @@ def run(args: argparse.Namespace) -> Path:
                 sampler=sampler,
                 seed=args.seed,
                 labels=labels,
+                cond=cond,
                 progress=progress,
             )
             nrow = None

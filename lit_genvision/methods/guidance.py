@@ -5,7 +5,7 @@ unconditional (null-condition) outputs. s = 0 is unconditional, s = 1 conditiona
 s > 1 extrapolates; the paper's w is s − 1. It applies to any prediction (ε, v, x0, velocity).
 
 A model's condition is a dict of batch keys (``label``, a per-sample ``vector``, ``text``,
-``semantic_map``, ``box_labels``, ``mask`` …). A ``Conditioning`` says which keys condition a
+``semantic_map``, ``boxes`` with ``box_labels``, ``inpaint`` …). A ``Conditioning`` says which keys condition a
 model, with what probability p_k each key is dropped in training, and what "dropped" means for it
 (its ``NullRule``):
 
@@ -13,8 +13,10 @@ model, with what probability p_k each key is dropped in training, and what "drop
 - a per-sample vector becomes zeros plus a ``<key>_null`` flag that the network replaces by a
   learned null embedding (``NullVector``);
 - a text prompt becomes the empty prompt "" (``NullText``; Stable Diffusion's and Imagen's null);
-- a semantic map becomes all null class K, box labels all padding −1 so that no box is left, an
-  inpainting mask all ones so that every pixel is to be generated (``NullFill``).
+- a semantic map becomes all null class K, box labels all padding −1 so that no box is left
+  (``NullFill``; the boxes themselves are kept, ``KeepValue``);
+- an inpainting input (mask, masked image) becomes mask 1 and image 0: nothing is known, every
+  pixel is to be generated (``NullInpaint``).
 
 Training draws, per key and per sample, drop ~ Bernoulli(p_k); guidance runs the network on the
 condition and on the fully nulled condition and combines them as above.
@@ -93,6 +95,25 @@ class NullText:
 
     def __call__(self, key: str, value: list[str], drop: Tensor) -> dict[str, list[str]]:
         return {key: [self.null if d else text for text, d in zip(value, drop.tolist(), strict=True)]}
+
+
+@dataclass(frozen=True)
+class KeepValue:
+    """A key that is never nulled itself (a layout's ``boxes``: its ``box_labels`` carry the drop)."""
+
+    def __call__(self, key: str, value: Any, drop: Tensor) -> dict[str, Any]:
+        return {key: value}
+
+
+@dataclass(frozen=True)
+class NullInpaint:
+    """An inpainting input (B, 1 + C, h, w) = [mask m, masked image E((1 − m)·x)] is dropped to
+    m = 1, image = 0: nothing known (the unconditional model generates every pixel)."""
+
+    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
+        null = torch.cat([torch.ones_like(value[:, :1]), torch.zeros_like(value[:, 1:])], dim=1)
+        flag = drop.to(value.device).view(-1, 1, 1, 1)
+        return {key: torch.where(flag, null, value)}
 
 
 def _batch_size(value: Any) -> int | None:

@@ -54,5 +54,15 @@ class CLIPExtractor:
         """CLIP-S of each image against the prompt of the class it was asked to show: (N,)."""
         return clip_score(image_embedding, self.class_text[labels.long()])
 
+    @torch.no_grad()
+    def prompt_scores(self, image_embedding: Tensor, prompts: list[str], batch_size: int = 256) -> Tensor:
+        """CLIP-S of each image against its own prompt, the text it was generated from: (N,)."""
+        if len(prompts) != len(image_embedding):
+            raise ValueError(
+                f"need one prompt per image, got {len(prompts)} prompts for {len(image_embedding)} images."
+            )
+        texts = [self.net.encode_text(prompts[i : i + batch_size]).cpu() for i in range(0, len(prompts), batch_size)]
+        return clip_score(image_embedding, torch.cat(texts))
+
 
 __all__ = ["CLIPExtractor", "clip_score"]

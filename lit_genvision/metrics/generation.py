@@ -8,9 +8,19 @@ It lives below ``experiments/`` and ``callbacks/`` so that both can use it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class GeneratedBatch(NamedTuple):
+    """One batch of a generated run: its index, the images, and what they were asked to show."""
+
+    index: int
+    images: Tensor
+    labels: Tensor | None
+    prompts: list[str] | None
 
 
 def dist_rank_world() -> tuple[int, int]:
@@ -37,6 +47,12 @@ def batch_generator(seed: int, batch: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + batch)
 
 
+def _rows(value: Any, first: int, n: int, device: torch.device) -> Any:
+    """Rows first … first + n − 1 of a condition entry given for the whole run (a tensor or a list)."""
+    part = value[first : first + n]
+    return part.to(device) if isinstance(part, Tensor) else list(part)
+
+
 def generate_batches(
     model,
     num: int,
@@ -46,24 +62,29 @@ def generate_batches(
     steps: int | None = None,
     sampler: object | None = None,
     labels: Tensor | None = None,
+    cond: dict[str, Any] | None = None,
     rank: int = 0,
     world: int = 1,
-) -> Iterator[tuple[int, Tensor, Tensor | None]]:
-    """(batch index, images (n, C, H, W) on the CPU, labels (n,) or None) for the batches of a run
-    of ``num`` samples that this rank draws (every ``world``-th batch).
+) -> Iterator[GeneratedBatch]:
+    """The batches of a run of ``num`` samples that this rank draws (every ``world``-th batch):
+    (batch index, images (n, C, H, W) on the CPU, the labels (n,) and prompts (n) they were asked
+    to show, each None when not asked for).
 
     Batch b is drawn with ``batch_generator(seed, b)``; its condition is the slice of ``labels``
-    (from ``--label``) or the model's balanced labels for samples first … first + n − 1, so sample i
-    of the run has label i mod K however the run is batched or sharded.
+    (from ``--label``) and of ``cond`` (a condition for every sample of the run: ``--prompt``,
+    ``--layout`` …) for samples first … first + n − 1, or else the model's default — balanced labels,
+    or class prompts — so sample i of the run has label i mod K however the run is batched or sharded.
     """
     for b, first in enumerate(range(0, num, batch_size)):
         if b % world != rank:
             continue
         n = min(batch_size, num - first)
+        given = {k: _rows(v, first, n, model.device) for k, v in (cond or {}).items()}
         if labels is not None:
-            cond = {"label": labels[first : first + n].to(model.device)}
-        else:
-            cond = model.sample_cond(n, None, offset=first)
+            given["label"] = labels[first : first + n].to(model.device)
+        batch_cond = model.sample_cond(n, given or None, offset=first)
         g = batch_generator(seed, b, model.device)
-        images = model.sample(n, cond=cond, steps=steps, generator=g, sampler=sampler).cpu()
-        yield b, images, cond["label"].cpu() if cond else None
+        images = model.sample(n, cond=batch_cond, steps=steps, generator=g, sampler=sampler).cpu()
+        asked = batch_cond or {}
+        label = asked.get("label")
+        yield GeneratedBatch(b, images, None if label is None else label.cpu(), asked.get("text"))

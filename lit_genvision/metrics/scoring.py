@@ -94,19 +94,23 @@ class Scorer:
         self.kept: list[Tensor] = []
         self.probs: list[Tensor] = []
         self.requested: list[Tensor] = []
+        self.prompts: list[str] = []
 
     def fresh(self) -> Scorer:
         """An empty scorer with the same extractor, reference and metrics."""
         return Scorer(self.extractor, self.reference, self.metrics)
 
-    def update(self, images: Tensor, labels: Tensor | None = None) -> None:
-        """Add generated images; ``labels`` are the classes they were asked to show, if any."""
-        self.add(*self.extractor(images), labels)
+    def update(self, images: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None) -> None:
+        """Add generated images; ``labels`` and ``prompts`` are the classes and texts they were asked
+        to show, if any."""
+        self.add(*self.extractor(images), labels, prompts)
 
-    def add(self, feats: Tensor, probs: Tensor, labels: Tensor | None = None) -> None:
+    def add(self, feats: Tensor, probs: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None) -> None:
         """Add already extracted features and class probabilities (gathered from other ranks)."""
         if labels is not None:
             self.requested.append(labels.cpu())
+        if prompts is not None:
+            self.prompts.extend(prompts)
         self.stats.update(feats)
         if sum(len(k) for k in self.kept) < KID_FEATURES:
             self.kept.append(feats.float())

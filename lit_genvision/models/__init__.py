@@ -6,19 +6,23 @@ from lit_genvision.models.captioner import CaptionerModel
 from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.clip import CLIPModel
 from lit_genvision.models.diffusion import DiffusionModel
+from lit_genvision.models.first_stage import FirstStage
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
 from lit_genvision.models.pretrained import freeze, load_model, load_pretrained, record_pretrained
+from lit_genvision.models.text_encoders import CLIPTextEncoder
 from lit_genvision.models.token_prior import TokenPriorModel
 from lit_genvision.models.tokenizer import VQModel
 
 __all__ = [
     "CLIPModel",
+    "CLIPTextEncoder",
     "CaptionerModel",
     "AutoencoderModel",
     "VAEModel",
     "Classifier",
     "DiffusionModel",
+    "FirstStage",
     "FlowMatchingModel",
     "GANModel",
     "ODESampler",

@@ -14,7 +14,16 @@ from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 from lit_genvision.methods.guidance import Conditioning, CondKey, NullLabel, NullVector, classifier_free_guidance
+from lit_genvision.methods.masks import MaskGenerator
 from lit_genvision.methods.space import PixelSpace
+from lit_genvision.models.conditions import (
+    DERIVED_KEYS,
+    as_mask,
+    ensure_scale,
+    ensure_tokenizer,
+    inpaint_input,
+    null_rule,
+)
 
 CHECKPOINT_KEY = "lit_genvision"
 
@@ -123,6 +132,27 @@ class GenerativeModel(PlatformModule):
     #: Per-key dropout probabilities overriding ``label_dropout`` (None: ``label_dropout`` for every key).
     cond_dropout: dict[str, float] | None = None
     guidance_scale: float = 1.0
+    #: A text model's prompt of class k at index k: its default condition (balanced classes).
+    class_prompts: list[str] | None = None
+    #: The synthetic masks an inpainting model trains on (``methods.masks.MaskGenerator``).
+    inpaint_masks: MaskGenerator | None = None
+
+    def init_conditions(self, class_prompts: list[str] | None, inpaint_masks: MaskGenerator | None) -> None:
+        """Keep the default prompts and the training masks of a text or inpainting model (both
+        unused by a network that reads neither)."""
+        if class_prompts is not None and (not class_prompts or not all(isinstance(p, str) for p in class_prompts)):
+            raise ValueError("class_prompts must be a non-empty list of strings, the prompt of class k at index k.")
+        self.class_prompts = list(class_prompts) if class_prompts else None
+        parts = {"text_encoder": getattr(self.cond_net, "text_encoder", None), "first_stage": self.space}
+        for name, part in parts.items():  # frozen pretrained parts (CLIP's text tower, an autoencoder)
+            record = getattr(part, "pretrained_record", None)
+            if record is not None:  # say which checkpoint in this model's, so it rebuilds without the file
+                from lit_genvision.models.pretrained import record_pretrained
+
+                record_pretrained(self, name, record)
+        if inpaint_masks is None and "inpaint" in getattr(self.cond_net, "condition_keys", ()):
+            inpaint_masks = MaskGenerator()
+        self.inpaint_masks = inpaint_masks
 
     def init_space(self, space: nn.Module | None, net: nn.Module, image_shape: tuple[int, ...] | None) -> None:
         """Set ``space`` (pixels by default; see ``methods.space``), ``image_shape`` — the decoded
@@ -166,19 +196,44 @@ class GenerativeModel(PlatformModule):
             keys.append(CondKey("label", self.dropout_of("label"), NullLabel(self.num_classes)))
         if getattr(self.cond_net, "cond_dim", None):
             keys.append(CondKey("vector", self.dropout_of("vector"), NullVector()))
+        for key in getattr(self.cond_net, "condition_keys", ()):  # text, maps, layouts, inpainting
+            p = 0.0 if key == "boxes" else self.dropout_of(key)  # a layout drops through its labels
+            keys.append(CondKey(key, p, null_rule(key, self.cond_net)))
         return Conditioning(tuple(keys))
 
     def required_keys(self) -> tuple[str, ...]:
-        return self.requires + self.conditioning.batch_keys
+        return self.requires + tuple(k for k in self.conditioning.batch_keys if k not in DERIVED_KEYS)
+
+    def setup(self, stage: str) -> None:
+        """At fit start: train a text encoder's tokenizer on the training captions and measure a
+        latent space's scale factor on the training images, when they are not set yet."""
+        super().setup(stage)
+        if stage != "fit" or getattr(self, "_trainer", None) is None:
+            return
+        encoder = getattr(self.cond_net, "text_encoder", None)
+        if encoder is not None:
+            ensure_tokenizer(self.trainer, encoder)
+        space = getattr(self, "space", None)
+        if space is not None:
+            ensure_scale(self.trainer, space, self.device)
+
+    def with_derived(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` with the conditions the model builds itself: an inpainting model's ``inpaint``
+        from the images and masks drawn by ``inpaint_masks`` (the global RNG: it resumes bitwise)."""
+        if "inpaint" not in self.conditioning.batch_keys or "inpaint" in batch:
+            return batch
+        images = batch["image"]
+        masks = self.inpaint_masks(len(images), images.shape[-2], images.shape[-1], device=images.device)
+        return {**batch, "inpaint": inpaint_input(self.space, images, masks.to(images.dtype))}
 
     def train_cond(self, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
         """The training condition: each conditioning key dropped to its null with probability p_k
         (labels: to the null label K, as ``drop_labels`` does), or None if unconditional."""
-        return self.conditioning.drop(batch)
+        return self.conditioning.drop(self.with_derived(batch))
 
     def val_cond(self, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
         """The validation condition: the batch's conditioning keys, nothing dropped (None if unconditional)."""
-        return self.conditioning.select(batch)
+        return self.conditioning.select(self.with_derived(batch))
 
     def sample_cond(self, num: int, cond: dict | None, *, offset: int = 0) -> dict | None:
         """The given condition, or balanced labels for a conditional model: sample i of the run
@@ -191,9 +246,28 @@ class GenerativeModel(PlatformModule):
                     "no num_classes or cond_dim), so it takes no condition; omit cond."
                 )
             return cond
+        if self.class_prompts and "text" in self.conditioning.batch_keys:
+            labels = (offset + torch.arange(num, device=self.device)) % len(self.class_prompts)
+            return {"text": [self.class_prompts[k] for k in labels.tolist()], "label": labels}
         if not self.num_classes:
             return None
         return {"label": (offset + torch.arange(num, device=self.device)) % self.num_classes}
+
+    def inpaint(self, images: Tensor, masks: Tensor, *, cond: dict | None = None, **options: Any) -> Tensor:
+        """Fill the masked pixels of ``images`` (N, C, H, W) in [-1, 1]; ``masks`` (N, H, W) or
+        (N, 1, H, W), 1 where pixels are to be generated. The sampler runs on the model's inpainting
+        condition, then the known pixels are composited back, x = m·x_gen + (1 − m)·x, so they come
+        out exactly as given (diffusers' inpainting pipelines do the same). ``options`` go to ``sample``."""
+        if "inpaint" not in self.conditioning.batch_keys:
+            raise ValueError(
+                f"{type(self).__name__} was not trained to inpaint (its network has no inpainting input); use a "
+                "checkpoint of an inpainting config such as configs/diffusion/digits_inpainting.yaml."
+            )
+        images = images.to(self.device)
+        masks = as_mask(masks, images)
+        given = {**(cond or {}), "inpaint": inpaint_input(self.space, images, masks)}
+        out = self.sample(len(images), cond=given, **options)
+        return masks * out + (1 - masks) * images
 
     def guided_net(self, scale: float | None = None):
         """The network as the samplers call it, with classifier-free guidance over every

@@ -6,7 +6,6 @@ gives the text encoder, the image embedding and the CLIP score that the text-con
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -15,8 +14,8 @@ from torch import Tensor
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.contrastive import clip_loss, logit_scale, retrieval_recall, zero_shot_logits
 from lit_genvision.models.base import PlatformModule
+from lit_genvision.models.conditions import ensure_tokenizer
 from lit_genvision.nn.clip import CLIP
-from lit_genvision.nn.text import BPETokenizer
 
 
 class CLIPModel(PlatformModule):
@@ -79,22 +78,8 @@ class CLIPModel(PlatformModule):
     # -- the tokenizer ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        tower = self.net.text_tower
-        if stage != "fit" or not hasattr(tower, "set_tokenizer") or tower.tokenizer is not None:
-            return
-        datamodule = getattr(self.trainer, "datamodule", None)
-        corpus = getattr(datamodule, "caption_corpus", None)
-        if corpus is None:
-            raise ValueError(
-                f"the text tower has no tokenizer and {type(datamodule).__name__} cannot list its training captions; "
-                "pass a tokenizer JSON as net.text_tower.tokenizer."
-            )
-        tokenizer = BPETokenizer.train(corpus("train"), vocab_size=self.vocab_size, max_length=tower.max_length)
-        tower.set_tokenizer(tokenizer)
-        log_dir = getattr(self.trainer, "log_dir", None)
-        if log_dir and self.trainer.is_global_zero:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            tokenizer.save(Path(log_dir) / "tokenizer.json")
+        if stage == "fit":
+            ensure_tokenizer(self.trainer, self.net.text_tower, self.vocab_size)
 
     # -- training ------------------------------------------------------------------------------------
     def features(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import Prediction, diffusion_loss, randn_like
+from lit_genvision.methods.masks import MaskGenerator
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler
 from lit_genvision.methods.samplers.base import StepCallback
 from lit_genvision.methods.schedules import LinearSchedule, NoiseSchedule
@@ -56,6 +57,10 @@ class DiffusionModel(GenerativeModel):
             a key not named drops with ``label_dropout``.
         space: where the method runs: ``PixelSpace`` (default; x̂_0 clipped, output clamped) or a
             ``LatentSpace`` over a frozen autoencoder (no clipping; samples are decoded).
+        class_prompts: a text model's prompt of class k at index k (``"a picture of the number
+            seven"``): what it draws when sampled without a prompt (grids, ``evaluate``).
+        inpaint_masks: the synthetic masks (``methods.masks.MaskGenerator``) an inpainting network
+            (``ConditionedNet(inpainting=True)``) trains on; every kind, uniformly, by default.
     """
 
     family = "diffusion"
@@ -76,6 +81,8 @@ class DiffusionModel(GenerativeModel):
         image_shape: tuple[int, int, int] | None = None,
         cond_dropout: dict[str, float] | None = None,
         space: nn.Module | None = None,
+        class_prompts: list[str] | None = None,
+        inpaint_masks: MaskGenerator | None = None,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -90,6 +97,7 @@ class DiffusionModel(GenerativeModel):
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
         self.cond_dropout = dict(cond_dropout) if cond_dropout else None
         self.init_space(space, net, image_shape)
+        self.init_conditions(class_prompts, inpaint_masks)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = diffusion_loss(

@@ -12,6 +12,7 @@ from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.flow import TIME_SCALE, AffinePath, LinearPath, flow_matching_loss, solve
 from lit_genvision.methods.flow.solvers import SOLVERS
+from lit_genvision.methods.masks import MaskGenerator
 from lit_genvision.models.base import GenerativeModel
 from lit_genvision.models.diffusion import check_training_arguments
 from lit_genvision.models.optim import adamw_with_warmup
@@ -68,6 +69,10 @@ class FlowMatchingModel(GenerativeModel):
             drops with ``label_dropout``.
         space: where the method runs: ``PixelSpace`` (default; output clamped) or a
             ``LatentSpace`` over a frozen autoencoder (samples are decoded).
+        class_prompts: a text model's prompt of class k at index k (``"a picture of the number
+            seven"``): what it draws when sampled without a prompt (grids, ``evaluate``).
+        inpaint_masks: the synthetic masks (``methods.masks.MaskGenerator``) an inpainting network
+            (``ConditionedNet(inpainting=True)``) trains on; every kind, uniformly, by default.
     """
 
     family = "flow_matching"
@@ -88,6 +93,8 @@ class FlowMatchingModel(GenerativeModel):
         image_shape: tuple[int, int, int] | None = None,
         cond_dropout: dict[str, float] | None = None,
         space: nn.Module | None = None,
+        class_prompts: list[str] | None = None,
+        inpaint_masks: MaskGenerator | None = None,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -100,6 +107,7 @@ class FlowMatchingModel(GenerativeModel):
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
         self.cond_dropout = dict(cond_dropout) if cond_dropout else None
         self.init_space(space, net, image_shape)
+        self.init_conditions(class_prompts, inpaint_masks)
         self.last_nfe = 0
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

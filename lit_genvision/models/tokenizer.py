@@ -2,6 +2,12 @@
 
 x → E(x) = z_e (B, z, h, w) → 1×1 conv → quantizer → z_q, indices (the token grid) → 1×1 conv → D → x̂.
 
+With a ``DiagonalGaussianBottleneck`` in the quantizer's place it is latent diffusion's KL
+autoencoder instead (Rombach et al. 2022, ``AutoencoderKL``): the 1×1 conv gives 2·d channels
+(μ, log σ²), the bottleneck samples z = μ + σ·ε in training (μ in eval), its loss is w_KL·D_KL,
+and there are no tokens. Either way ``encode_latents`` / ``decode_latents`` (aliased ``encode`` /
+``decode``) are the first-stage interface ``methods.space.LatentSpace`` reads.
+
     L_tok = L_rec(x, x̂) + L_quantizer [+ λ · w_adv · L_G(D_φ(x̂))]
 
 with L_rec the L1 (taming-transformers) or squared error per pixel, plus w_p·LPIPS(x, x̂) when the
@@ -29,7 +35,7 @@ from torch import Tensor, nn
 
 from lit_genvision.checks import check_betas, check_float, check_int
 from lit_genvision.methods.gan import d_loss, g_loss
-from lit_genvision.methods.quantizers import Quantizer
+from lit_genvision.methods.quantizers import DiagonalGaussianBottleneck, Quantizer
 from lit_genvision.models.base import PlatformModule
 from lit_genvision.nn.lpips import LPIPS
 
@@ -52,12 +58,14 @@ def adaptive_weight(rec_loss: Tensor, g_loss_value: Tensor, weight: Tensor, delt
 
 
 class VQModel(PlatformModule):
-    """A tokenizer: images ↔ grids of discrete codes (VQ-VAE, VQ-GAN, RVQ, FSQ, LFQ, ViT-VQGAN by config).
+    """A tokenizer: images ↔ grids of discrete codes (VQ-VAE, VQ-GAN, RVQ, FSQ, LFQ, ViT-VQGAN by config),
+    or with a ``DiagonalGaussianBottleneck`` a KL autoencoder (LDM's first stage, no tokens).
 
     Args:
         encoder: image → (B, z_channels, h, w); exposes ``z_channels`` (or ``out_channels``).
         decoder: (B, z_channels, h, w) → image (B, C, S, S), read as [-1, 1].
-        quantizer: any ``methods.quantizers`` quantizer over ``quantizer.dim`` channels at dim 1.
+        quantizer: any ``methods.quantizers`` quantizer over ``quantizer.dim`` channels at dim 1, or a
+            ``DiagonalGaussianBottleneck`` (a KL autoencoder: continuous latents, no tokens).
         discriminator: a PatchGAN (image → logit map); None trains without the adversarial term.
         reconstruction: ``l1`` (taming-transformers) or ``mse``.
         adversarial_weight: w_adv multiplying λ·L_G (taming's ``disc_weight``; 0.8 in its configs).
@@ -79,7 +87,7 @@ class VQModel(PlatformModule):
         self,
         encoder: nn.Module,
         decoder: nn.Module,
-        quantizer: Quantizer,
+        quantizer: Quantizer | DiagonalGaussianBottleneck,
         discriminator: nn.Module | None = None,
         reconstruction: Reconstruction = "l1",
         adversarial_weight: float = 0.8,
@@ -104,7 +112,8 @@ class VQModel(PlatformModule):
         if not isinstance(z_channels, int):
             raise ValueError("the encoder must expose z_channels (its output channels).")
         self.encoder, self.decoder, self.quantizer, self.discriminator = encoder, decoder, quantizer, discriminator
-        self.quant_conv = nn.Conv2d(z_channels, quantizer.dim, 1)
+        # the bottleneck's input: quantizer.dim channels, or 2·dim (μ, log σ²) for the KL bottleneck
+        self.quant_conv = nn.Conv2d(z_channels, getattr(quantizer, "in_dim", quantizer.dim), 1)
         self.post_quant_conv = nn.Conv2d(quantizer.dim, z_channels, 1)
         self.reconstruction, self.adversarial_weight, self.adversarial_start = (
             reconstruction,
@@ -135,22 +144,71 @@ class VQModel(PlatformModule):
         if self.perceptual_weights and self.perceptual_weight > 0 and not self._lpips:
             self._lpips.append(LPIPS(*self.perceptual_weights))
 
-    # -- the tokenizer interface -------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
         size = self.encoder.image_size
         return (self.encoder.in_channels, size, size)
 
+    @property
+    def has_tokens(self) -> bool:
+        """False for a KL bottleneck (continuous latents), True for every quantizer."""
+        return not isinstance(self.quantizer, DiagonalGaussianBottleneck)
+
+    def _require_tokens(self, what: str) -> None:
+        """One clear error instead of an obscure one when a token method meets a KL bottleneck."""
+        if not self.has_tokens:
+            raise ValueError(
+                f"this VQModel has a KL bottleneck, not a quantizer; it has no tokens, so {what} is undefined "
+                "(use encode_latents / decode_latents for its continuous latents)."
+            )
+
+    # -- the first-stage (latent) interface of latent diffusion ---------------------------------
+    def encode_latents(self, images: Tensor) -> Tensor:
+        """The latents (B, quantizer.dim, h, w) of images in [-1, 1] for a latent diffusion model.
+
+        KL bottleneck: the posterior mean μ (LDM's ``posterior.mode()``; LDM's own
+        ``get_first_stage_encoding`` draws ``posterior.sample()`` instead, but ``LatentSpace``'s
+        contract is a deterministic encoding, and with w_KL = 1e-6 the posterior σ stays small).
+        Quantizer: LDM's VQ first-stage convention, the pre-quantization latent
+        h = quant_conv(E(x)); ``decode_latents`` quantizes it. Not wrapped in ``no_grad``: the
+        caller decides (``LatentSpace`` freezes the autoencoder and runs under ``no_grad``).
+        """
+        h = self.quant_conv(self.encoder(images))  # (B, in_dim, h, w)
+        return h if self.has_tokens else self.quantizer.mode(h)  # (B, dim, h, w)
+
+    def decode_latents(self, z: Tensor) -> Tensor:
+        """Images in [-1, 1] from latents (B, quantizer.dim, h, w).
+
+        KL bottleneck: D(post_quant_conv(z)). Quantizer: z is quantized first, with the quantizer
+        in eval mode so no codebook statistic moves (LDM's ``decode(h, force_not_quantize=False)``),
+        then decoded; so ``decode_latents(encode_latents(x)) == reconstruct(x)``.
+        """
+        if self.has_tokens:
+            with self.eval_mode(self.quantizer):
+                z = self.quantizer(z)[0]  # z_q
+        return self.decode_codes(z).clamp(-1, 1)
+
+    def encode(self, images: Tensor) -> Tensor:
+        """``encode_latents``: the ``encode`` a ``LatentSpace`` autoencoder provides."""
+        return self.encode_latents(images)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``decode_latents``: the ``decode`` a ``LatentSpace`` autoencoder provides."""
+        return self.decode_latents(z)
+
+    # -- the tokenizer interface -------------------------------------------------------------
     @torch.no_grad()
     def token_shape(self) -> tuple[int, ...]:
         """The token grid of one image: (h, w), or (h, w, N) for an N-stage residual quantizer (all
         stages; measured in eval mode, so no codebook statistic moves)."""
+        self._require_tokens("token_shape")
         with self.eval_mode(self):
             return tuple(self.encode_indices(torch.zeros(1, *self.image_shape, device=self.device)).shape[1:])
 
     @property
     def vocab_size(self) -> int:
         """Codes per token position (per stage for RVQ): the token prior's vocabulary."""
+        self._require_tokens("vocab_size")
         stages = getattr(self.quantizer, "stages", None)
         quantizer = stages[0] if stages is not None else self.quantizer
         return int(round(2**quantizer.bits))
@@ -158,11 +216,12 @@ class VQModel(PlatformModule):
     @torch.no_grad()
     def bits_per_image(self) -> float:
         """h·w·log2|codebook| (summed over stages): the bits a token grid holds."""
+        self._require_tokens("bits_per_image")
         h, w = self.token_shape()[:2]
         return h * w * float(self.quantizer.bits)
 
-    def quantize(self, images: Tensor) -> tuple[Tensor, Tensor, Any]:
-        """(z_q, indices, aux) of images in [-1, 1]."""
+    def quantize(self, images: Tensor) -> tuple[Tensor, Tensor | None, Any]:
+        """(z_q, indices, aux) of images in [-1, 1]; for a KL bottleneck (z, None, aux)."""
         z_q, indices, aux = self.quantizer(self.quant_conv(self.encoder(images)))
         return z_q, indices, aux
 
@@ -173,11 +232,13 @@ class VQModel(PlatformModule):
     @torch.no_grad()
     def encode_indices(self, images: Tensor) -> Tensor:
         """The token grid of images: (B, h, w) long, or (B, h, w, N) for RVQ."""
+        self._require_tokens("encode_indices")
         return self.quantize(images)[1]
 
     @torch.no_grad()
     def decode_indices(self, indices: Tensor) -> Tensor:
         """Images in [-1, 1] from a token grid."""
+        self._require_tokens("decode_indices")
         return self.decode_codes(self.quantizer.indices_to_codes(indices)).clamp(-1, 1)
 
     @torch.no_grad()
@@ -247,6 +308,8 @@ class VQModel(PlatformModule):
         self.log(f"{split}/rec_l1", (x_hat - x).abs().mean(), sync_dist=True)
         if aux.perplexity is not None:
             self.log(f"{split}/perplexity", aux.perplexity.float().mean(), sync_dist=True)
+        if aux.losses:  # the quantizer's weighted terms (a KL bottleneck's w_KL·D_KL)
+            self.log_dict({f"{split}/quantizer/{k}": v.detach() for k, v in aux.losses.items()}, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate_step(batch, "val")

@@ -3,6 +3,7 @@
 from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.captioner import CaptionDecoder
 from lit_genvision.nn.clip import CLIP, CLIPImageTower
+from lit_genvision.nn.conditioned import ConditionedNet, SemanticEncoder, layout_to_map
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.dit import DIT_SIZES, DiT
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
@@ -31,6 +32,9 @@ from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
 from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
+    "ConditionedNet",
+    "SemanticEncoder",
+    "layout_to_map",
     "DIT_SIZES",
     "DiT",
     "CLIP",

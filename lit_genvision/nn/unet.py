@@ -340,6 +340,7 @@ class UNet(nn.Module):
         if image_size % 2 ** (levels - 1):
             raise ValueError(f"image_size {image_size} must be divisible by 2^{levels - 1} for {levels} levels.")
         self.in_channels, self.image_size, self.layout = in_channels, image_size, layout
+        self.out_channels, self.context_dim = out_channels or in_channels, context_dim
         widths = [channels * m for m in channel_mults]
         emb_dim = 4 * channels
         spec = LAYOUTS.get(layout, {"norm_eps": 1e-5})

@@ -41,9 +41,9 @@ def _recording_batches(original, callback: Recording):
     """``generate_batches`` that notes the index of every batch this rank generates."""
 
     def batches(*args, **kwargs):
-        for b, images, labels in original(*args, **kwargs):
-            callback.drawn.append(b)
-            yield b, images, labels
+        for batch in original(*args, **kwargs):
+            callback.drawn.append(batch.index)
+            yield batch
 
     return batches
 

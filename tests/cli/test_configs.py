@@ -41,6 +41,12 @@ def clip_ckpt(tmp_path_factory) -> Path:
     return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
 
 
+@pytest.fixture(scope="module")
+def kl_ckpt(tmp_path_factory) -> Path:
+    """A first-stage checkpoint for the latent diffusion configs (the digits KL autoencoder)."""
+    return one_step_checkpoint(tmp_path_factory.mktemp("kl"), "tokenizer", "digits_kl.yaml")
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_instantiates(path, tmp_path, request):
     args = ["--config", str(path), "--trainer.logger.init_args.save_dir", str(tmp_path)]
@@ -48,9 +54,15 @@ def test_config_instantiates(path, tmp_path, request):
         args += ["--model.init_args.tokenizer", str(request.getfixturevalue("tokenizer_ckpt"))]
     if path.parent.name == "captioner":  # built on a CLIP checkpoint
         args += ["--model.init_args.clip", str(request.getfixturevalue("clip_ckpt"))]
+    text = path.read_text()
+    if "CLIPTextEncoder" in text:  # a text-conditioned model reading a CLIP's text tower
+        key = "--model.init_args.net.init_args.text_encoder.init_args.checkpoint"
+        args += [key, str(request.getfixturevalue("clip_ckpt"))]
+    if "FirstStage" in text:  # a latent model on a frozen autoencoder
+        args += ["--model.init_args.space.init_args.checkpoint", str(request.getfixturevalue("kl_ckpt"))]
     cli = GenVisionCLI(args=args, run=False)
     assert isinstance(cli.model, PlatformModule)
-    assert all(k in cli.datamodule.provides for k in cli.model.requires)
+    assert all(k in cli.datamodule.provides for k in cli.model.required_keys())
 
 
 def test_model_and_data_init_args_are_overridable_from_the_command_line(tmp_path):

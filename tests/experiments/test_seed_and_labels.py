@@ -45,14 +45,14 @@ def test_sample_writes_the_images_evaluate_generates(tiny_checkpoint, tmp_path, 
     arr = sample_npz(tiny_checkpoint, tmp_path / "x.npz", "--seed", "3", "--num", "7", "--batch-size", str(batch_size))
     model = load_model(tiny_checkpoint, generative=True)
     batches = list(evaluate.evaluation_batches(model, eval_args(7, batch_size, 3), None))
-    assert [b for b, _, _ in batches] == list(range(len(batches)))
-    np.testing.assert_array_equal(arr["arr_0"], as_npz_layout(torch.cat([x for _, x, _ in batches])))
+    assert [b for b, _, _, _ in batches] == list(range(len(batches)))
+    np.testing.assert_array_equal(arr["arr_0"], as_npz_layout(torch.cat([x for _, x, _, _ in batches])))
     assert "labels" not in arr  # an unconditional model has no condition to record
     # Sharded over two processes, the ranks draw the same batches between them.
     shards = [
         b for r in (0, 1) for b in evaluate.evaluation_batches(model, eval_args(7, batch_size, 3), None, None, r, 2)
     ]
-    merged = torch.cat([x for _, x, _ in sorted(shards, key=lambda p: p[0])])
+    merged = torch.cat([x for _, x, _, _ in sorted(shards, key=lambda p: p[0])])
     np.testing.assert_array_equal(arr["arr_0"], as_npz_layout(merged))
 
 
@@ -61,9 +61,9 @@ def test_evaluate_command_scores_the_images_sample_writes(tiny_checkpoint, tmp_p
     original = evaluate.evaluation_batches
 
     def spy(*args, **kwargs):
-        for b, images, labels in original(*args, **kwargs):
-            scored.append(images)
-            yield b, images, labels
+        for batch in original(*args, **kwargs):
+            scored.append(batch.images)
+            yield batch
 
     monkeypatch.setattr(evaluate, "evaluation_batches", spy)
     common = ["--ckpt", str(tiny_checkpoint), "--steps", "2", "--seed", "3", "--batch-size", "32"]
@@ -101,9 +101,9 @@ def test_a_label_list_gives_one_label_per_sample(conditional_ckpt, tmp_path):
 def test_evaluate_generates_the_labels_asked_for(conditional_ckpt):
     model = load_model(conditional_ckpt, generative=True)
     batches = evaluate.evaluation_batches(model, eval_args(20, 8, 0), None, parse_labels("7", 20, model.num_classes))
-    assert torch.cat([y for _, _, y in batches]).tolist() == [7] * 20
+    assert torch.cat([y for _, _, y, _ in batches]).tolist() == [7] * 20
     balanced = evaluate.evaluation_batches(model, eval_args(20, 8, 0), None)
-    assert torch.cat([y for _, _, y in balanced]).tolist() == [i % 10 for i in range(20)]
+    assert torch.cat([y for _, _, y, _ in balanced]).tolist() == [i % 10 for i in range(20)]
 
 
 @pytest.mark.parametrize(

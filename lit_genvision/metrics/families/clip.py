@@ -32,9 +32,14 @@ class CLIPFamily(MetricFamily):
 
 
 def _clip_score(s: Scorer) -> float | None:
-    if not s.requested:
+    """The mean CLIP-S of the samples against the prompts they were generated from (a text-to-image
+    model), else against their class's prompts (a class-conditional one); None for an unconditional one."""
+    if not s.prompts and not s.requested:
         return None  # an unconditional generator was asked for no prompt
     embeddings = torch.cat(s.kept)
+    if s.prompts:
+        n = min(len(embeddings), len(s.prompts))
+        return s.extractor.prompt_scores(embeddings[:n], s.prompts[:n]).mean().item()
     labels = torch.cat(s.requested)[: len(embeddings)]
     return s.extractor.label_scores(embeddings, labels).mean().item()
 
