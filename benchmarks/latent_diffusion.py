@@ -1,7 +1,7 @@
 """Latent diffusion's conditioning on the digits (issue 17): text-to-image in pixel and latent space at
 matched wall time, layouts and semantic maps on digit scenes, and inpainting.
 
-    python benchmarks/latent_diffusion.py [--run-dir runs/ldm] [--only text latent layout semantic inpainting]
+    python benchmarks/latent_diffusion.py [--run-dir runs/ldm] [--only text dit layout semantic inpainting]
 
 Each config is trained from scratch unless its run already has a last checkpoint (the CLIP and the
 KL first stage first); the latent model trains for the pixel model's wall time (``--trainer.max_time``).
@@ -24,6 +24,7 @@ Writes benchmarks/results/latent_diffusion.{json,sqlite}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -118,6 +119,21 @@ def text(run_dir: Path, clip: Path, kl: Path, out: dict) -> None:
         }
 
 
+def dit(run_dir: Path, clip: Path, out: dict) -> None:
+    """U-Net vs DiT at matched parameters: digits_text_dit.yaml, the same steps and evaluation as text-pixel."""
+    ckpt, seconds = fit_timed("text-dit", "configs/diffusion/digits_text_dit.yaml", run_dir, TEXT_KEY, str(clip))
+    evaluate(ckpt, "text-dit", "--metrics", "digits_fd,clip_score", "--clip", str(clip), "--num-samples", "500")
+    model = load_model(ckpt, generative=True)
+    out.setdefault("fit_seconds", {})["text-dit"] = seconds
+    out.setdefault("text", {})["text-dit"] = {
+        "steps": trained_steps(ckpt),
+        "parameters": sum(p.numel() for p in model.net.backbone.parameters()),
+        "sampling_s_per_100": sampling_seconds(ckpt),
+    }
+    pixel = load_model(run_dir / "text-pixel" / "version_0" / "checkpoints" / "last.ckpt", generative=True)
+    out["text"].setdefault("text-pixel", {})["parameters"] = sum(p.numel() for p in pixel.net.backbone.parameters())
+
+
 def scenes(run_dir: Path, kind: str, out: dict, num: int = 500) -> None:
     config = f"configs/diffusion/digits_{kind}.yaml"
     ckpt, seconds = fit_timed(kind, config, run_dir)
@@ -172,13 +188,19 @@ def main() -> None:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     if not ResultsStore(STORE).records(model="baseline:real"):
         cli(["evaluate", "--baseline", "real", "--store", str(STORE)])
-    out: dict = {}
+    previous = RESULTS / "latent_diffusion.json"  # a partial rerun (--only) keeps the other parts' figures
+    header = ("benchmark", "date", "command", "git_revision", "machine", "records")
+    out: dict = (
+        {k: v for k, v in json.loads(previous.read_text()).items() if k not in header} if previous.is_file() else {}
+    )
     if "text" in args.only:
         clip, _ = fit_timed("clip", "configs/clip/digits.yaml", args.run_dir)
         kl, kl_s = fit_timed("kl", "configs/tokenizer/digits_kl.yaml", args.run_dir)
         evaluate(kl, "kl-first-stage", "--reconstruct", "--metrics", "digits_fd")
         out["first_stage_fit_seconds"] = kl_s
         text(args.run_dir, clip, kl, out)
+    if "dit" in args.only:
+        dit(args.run_dir, args.run_dir / "clip" / "version_0" / "checkpoints" / "last.ckpt", out)
     for kind in ("layout", "semantic"):
         if kind in args.only:
             scenes(args.run_dir, kind, out)

@@ -508,7 +508,7 @@ def _reconstructions(
         squared += (x_hat - x).pow(2).sum().item()
         for scorer in scorers:
             scorer.update(x_hat.cpu(), None)
-        if hasattr(model, "encode_indices"):
+        if hasattr(model, "encode_indices") and getattr(model, "has_tokens", True):  # not a KL autoencoder
             tokens.append(model.encode_indices(x).cpu())
     values = {k: v for s in scorers for k, v in s.compute().items()}
     values["recon_mse"] = squared / images.numel()

@@ -13,7 +13,13 @@ from lit_genvision.methods.diffusion import diffusion_loss, prediction_target, q
 from lit_genvision.methods.flow import LinearPath, VPPath
 from lit_genvision.methods.interpolation import interpolate_noise, slerp
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler, timestep_sequence
-from lit_genvision.methods.schedules import CosineSchedule, LinearSchedule, NoiseSchedule, OffsetCosineSchedule
+from lit_genvision.methods.schedules import (
+    CosineSchedule,
+    LinearSchedule,
+    NoiseSchedule,
+    OffsetCosineSchedule,
+    ScaledLinearSchedule,
+)
 
 __all__ = [
     "CosineSchedule",
@@ -21,6 +27,7 @@ __all__ = [
     "DDPMSampler",
     "LinearPath",
     "LinearSchedule",
+    "ScaledLinearSchedule",
     "NoiseSchedule",
     "OffsetCosineSchedule",
     "Sampler",

@@ -52,6 +52,21 @@ class LinearSchedule(NoiseSchedule):
         return torch.cumprod(1.0 - betas, dim=0)
 
 
+class ScaledLinearSchedule(LinearSchedule):
+    """√β_t linear from √``beta_start`` to √``beta_end``: β_t = (√β_s + (√β_e − √β_s)·t/(T − 1))².
+
+    Latent diffusion's ``linear`` schedule (``make_beta_schedule`` in CompVis/latent-diffusion;
+    diffusers' ``scaled_linear``): 0.0015 → 0.0195 in LDM's configs, 0.00085 → 0.012 in Stable Diffusion.
+    """
+
+    def __init__(self, timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> None:
+        super().__init__(timesteps, beta_start, beta_end)
+
+    def _alpha_bars(self) -> Tensor:
+        root = torch.linspace(self.beta_start**0.5, self.beta_end**0.5, self.timesteps, dtype=torch.float64)
+        return torch.cumprod(1.0 - root**2, dim=0)
+
+
 class CosineSchedule(NoiseSchedule):
     """ᾱ_t = f(t)/f(0), f(t) = cos²(((t/T) + s)/(1 + s) · π/2), s = 0.008 (Nichol & Dhariwal 2021,
     eq. 17); β_t is clipped to ``max_beta`` so the last steps stay finite."""

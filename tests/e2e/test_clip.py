@@ -146,6 +146,44 @@ def test_evaluate_clip_score_equals_a_recomputation_on_the_sampled_images(clip_r
     assert record["value"] == pytest.approx(want, abs=0.05)  # uint8 rounding of the images in the .npz
 
 
+def test_clip_score_of_a_text_model_is_against_each_samples_own_prompt(clip_run, tmp_path_factory, tmp_path):
+    """`evaluate --prompts` on a text-to-image model (the digits CLIP's frozen text tower in a tiny
+    digits_text config): the score recomputed from `sample --prompt`'s images of the same seed and
+    the embedding of each image's own prompt (prompt i mod P), not of its class."""
+    gen_root = tmp_path_factory.mktemp("text-gen")
+    clip_ckpt = clip_run / "checkpoints" / "last.ckpt"
+    backbone = "--model.init_args.net.init_args.backbone.init_args"
+    fit = [
+        "fit", "--config", str(ROOT / "configs" / "diffusion" / "digits_text.yaml"), *QUIET,
+        "--model.init_args.net.init_args.text_encoder.init_args.checkpoint", str(clip_ckpt),
+        f"{backbone}.channels", "8", f"{backbone}.channel_mults", "[1, 2]", f"{backbone}.norm_groups", "4",
+        f"{backbone}.cond_dim", "16", "--model.init_args.sampler.init_args.steps", "2",
+        "--data.init_args.batch_size", "16", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.default_root_dir", str(gen_root), "--trainer.logger.init_args.save_dir", str(gen_root),
+    ]  # fmt: skip
+    assert main(fit) == 0
+    gen = gen_root / "diffusion-digits-text" / "version_0" / "checkpoints" / "last.ckpt"
+    prompts = ["a photo of the numeral 7", "a picture of a thick two", "an image showing a 4"]
+    (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    store = tmp_path / "r.sqlite"
+    common = ["--batch-size", "5", "--seed", "3"]
+    args = ["evaluate", "--ckpt", str(gen), "--metrics", "clip_score", "--clip", str(clip_ckpt), "--store", str(store)]
+    assert main([*args, "--prompts", str(tmp_path / "prompts.txt"), "--num-samples", "10", *common]) == 0
+    (record,) = [r for r in ResultsStore(store).records() if r["metric"] == "clip_score"]
+    assert "prompts from prompts.txt (3)" in record["notes"]
+    npz = tmp_path / "x.npz"
+    asked = [a for p in prompts for a in ("--prompt", p)]
+    assert main(["sample", "--ckpt", str(gen), "--out", str(npz), "--num", "10", *asked, *common]) == 0
+    images = torch.from_numpy(np.load(npz)["arr_0"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    clip = load_model(clip_ckpt)
+    own = clip.net.encode_text([prompts[i % 3] for i in range(10)])
+    want = clip_score(clip.net.encode_image(images), own).mean().item()
+    assert record["value"] == pytest.approx(want, abs=0.05)  # uint8 rounding of the images in the .npz
+    by_class = clip.class_embeddings(DigitsDataModule(captions="templates").zero_shot_prompts("test"))
+    other = clip_score(clip.net.encode_image(images), by_class[torch.arange(10) % 10]).mean().item()
+    assert abs(other - want) > 0.05  # the class prompts would have given another score
+
+
 def test_evaluate_clip_score_without_a_clip_checkpoint_is_one_sentence(tiny_checkpoint, capsys):
     assert main(["evaluate", "--ckpt", str(tiny_checkpoint), "--metrics", "clip_score", "--num-samples", "4"]) == 2
     err = capsys.readouterr().err.strip()

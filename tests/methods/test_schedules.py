@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lit_genvision.methods import CosineSchedule, LinearSchedule, OffsetCosineSchedule
+from lit_genvision.methods import CosineSchedule, LinearSchedule, OffsetCosineSchedule, ScaledLinearSchedule
 
 
 class ScheduleContract:
@@ -44,6 +44,24 @@ class TestLinear(ScheduleContract):
         assert b[-1].item() == pytest.approx(0.02, rel=1e-9)
         diffs = b[1:] - b[:-1]
         torch.testing.assert_close(diffs, torch.full_like(diffs, (0.02 - 1e-4) / 999), rtol=1e-6, atol=1e-12)
+
+
+class TestScaledLinear(ScheduleContract):
+    def make(self, timesteps: int = 1000):
+        return ScaledLinearSchedule(timesteps, 0.00085, 0.012)
+
+    def test_square_roots_of_betas_are_linear(self):
+        b = self.make().betas
+        assert b[0].item() == pytest.approx(0.00085, rel=1e-9) and b[-1].item() == pytest.approx(0.012, rel=1e-9)
+        root = b.sqrt()
+        diffs = root[1:] - root[:-1]
+        step = (0.012**0.5 - 0.00085**0.5) / 999
+        torch.testing.assert_close(diffs, torch.full_like(diffs, step), rtol=1e-6, atol=1e-12)
+
+    def test_matches_diffusers_scaled_linear(self):
+        diffusers = pytest.importorskip("diffusers")
+        reference = diffusers.DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+        torch.testing.assert_close(self.make().betas.float(), reference.betas, rtol=1e-5, atol=1e-8)
 
 
 class TestCosine(ScheduleContract):
