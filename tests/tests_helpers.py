@@ -125,3 +125,15 @@ def kill_after(step: int):
                 raise Killed
 
     return KillAfter()
+
+
+def one_step_checkpoint(root: Path, family: str, name: str) -> Path:
+    """The checkpoint of one training step of configs/<family>/<name>, for the configs built on one
+    (a CLIP, a tokenizer, a first stage)."""
+    from lit_genvision.cli import main
+
+    args = ["--config", str(ROOT / "configs" / family / name), "--trainer.max_steps", "1"]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "1"]
+    args += ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
+    assert main(["fit", *args]) == 0
+    return next(root.rglob("last.ckpt"))

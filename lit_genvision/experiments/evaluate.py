@@ -412,7 +412,7 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
             temperature=options.temperature,
             top_k=options.top_k,
         )
-        labels = parse_labels(options.label, options.num_samples, model.num_classes)
+        labels = parse_labels(options.label, options.num_samples, getattr(model, "label_count", model.num_classes))
         cond = {"text": [prompts[i % len(prompts)] for i in range(options.num_samples)]} if prompts else None
         rank, world = dist_rank_world()
         parts = []

@@ -129,7 +129,9 @@ def parse_labels(text: str | None, num: int, num_classes: int | None) -> Tensor 
     if text is None:
         return None
     if not num_classes:
-        raise ValueError("--label needs a class-conditional model; this checkpoint's network has no num_classes.")
+        raise ValueError(
+            "--label needs a class-conditional model (labels, or a prompt per class); this checkpoint has neither."
+        )
     try:
         labels = [int(part) for part in text.split(",")]
     except ValueError:
@@ -227,7 +229,9 @@ def run(args: argparse.Namespace) -> Path:
     device = resolve_device(args.device)
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
     sampler = sampling_from_arguments(model, args)
-    labels = parse_labels(getattr(args, "label", None), args.interpolate or args.num, model.num_classes)
+    labels = parse_labels(
+        getattr(args, "label", None), args.interpolate or args.num, getattr(model, "label_count", model.num_classes)
+    )
     cond = condition_from_arguments(
         model, args.interpolate or args.num, getattr(args, "prompt", None), getattr(args, "layout", None),
         getattr(args, "semantic_map", None),

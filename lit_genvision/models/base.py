@@ -238,36 +238,64 @@ class GenerativeModel(PlatformModule):
     def sample_cond(self, num: int, cond: dict | None, *, offset: int = 0) -> dict | None:
         """The given condition, or balanced labels for a conditional model: sample i of the run
         gets label i mod K, where this batch's first sample is sample ``offset`` of the run (so a
-        run split into batches has the same labels as one batch). Other keys left out are null."""
+        run split into batches has the same labels as one batch). Other keys left out are null.
+        A given ``mask`` and ``image`` (inpainting: 1 where pixels are to be generated) become the
+        network's inpainting input, and ``sample`` composites the known pixels back."""
         if cond is not None:
+            if "mask" in cond and "image" in cond and "inpaint" not in cond:  # the known pixels of an inpainting
+                cond = self.inpainting_cond(cond)
             if not self.conditioning:
                 raise ValueError(
                     f"{type(self).__name__} is not class-conditional nor otherwise conditioned (its network has "
                     "no num_classes or cond_dim), so it takes no condition; omit cond."
                 )
+            if "label" in cond and "text" not in cond and self.prompted:  # a class asked for by its prompt
+                return {**cond, "text": [self.class_prompts[k] for k in cond["label"].tolist()]}
             return cond
-        if self.class_prompts and "text" in self.conditioning.batch_keys:
+        if self.prompted:
             labels = (offset + torch.arange(num, device=self.device)) % len(self.class_prompts)
             return {"text": [self.class_prompts[k] for k in labels.tolist()], "label": labels}
         if not self.num_classes:
             return None
         return {"label": (offset + torch.arange(num, device=self.device)) % self.num_classes}
 
+    @property
+    def prompted(self) -> bool:
+        """Whether the model reads text and has a prompt per class (``class_prompts``)."""
+        return bool(self.class_prompts) and "text" in self.conditioning.batch_keys
+
+    @property
+    def label_count(self) -> int | None:
+        """The classes a sample can be asked for: the label classes, or the class prompts."""
+        return self.num_classes or (len(self.class_prompts) if self.prompted else None)
+
     def inpaint(self, images: Tensor, masks: Tensor, *, cond: dict | None = None, **options: Any) -> Tensor:
         """Fill the masked pixels of ``images`` (N, C, H, W) in [-1, 1]; ``masks`` (N, H, W) or
-        (N, 1, H, W), 1 where pixels are to be generated. The sampler runs on the model's inpainting
-        condition, then the known pixels are composited back, x = m·x_gen + (1 − m)·x, so they come
-        out exactly as given (diffusers' inpainting pipelines do the same). ``options`` go to ``sample``."""
+        (N, 1, H, W), 1 where pixels are to be generated: ``sample`` with ``cond={"mask", "image"}``
+        (and any other condition in ``cond``); ``options`` go to ``sample``."""
+        return self.sample(len(images), cond={**(cond or {}), "mask": masks, "image": images}, **options)
+
+    def inpainting_cond(self, cond: dict) -> dict:
+        """``cond`` with the inpainting input built from its ``mask`` and ``image`` (the known pixels),
+        and its mask as float (N, 1, H, W) for ``composite``."""
         if "inpaint" not in self.conditioning.batch_keys:
             raise ValueError(
                 f"{type(self).__name__} was not trained to inpaint (its network has no inpainting input); use a "
                 "checkpoint of an inpainting config such as configs/diffusion/digits_inpainting.yaml."
             )
-        images = images.to(self.device)
-        masks = as_mask(masks, images)
-        given = {**(cond or {}), "inpaint": inpaint_input(self.space, images, masks)}
-        out = self.sample(len(images), cond=given, **options)
-        return masks * out + (1 - masks) * images
+        images = cond["image"].to(self.device)
+        masks = as_mask(cond["mask"], images)
+        return {**cond, "image": images, "mask": masks, "inpaint": inpaint_input(self.space, images, masks)}
+
+    @staticmethod
+    def composite(images: Tensor, cond: dict | None) -> Tensor:
+        """The known pixels composited back, x = m·x_gen + (1 − m)·x_known, when ``cond`` holds an
+        inpainting ``mask`` and ``image``: they come out exactly as given (diffusers' inpainting
+        pipelines do the same); other samples are returned as they are."""
+        if not cond or "mask" not in cond or "image" not in cond:
+            return images
+        masks = cond["mask"].to(images)
+        return masks * images + (1 - masks) * cond["image"].to(images)
 
     def guided_net(self, scale: float | None = None):
         """The network as the samplers call it, with classifier-free guidance over every

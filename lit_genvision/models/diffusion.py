@@ -168,16 +168,17 @@ class DiffusionModel(GenerativeModel):
             self.refuse_options(guidance=guidance)
         if noise is None:
             noise = randn_like(torch.empty((num, *self.sample_shape), device=self.device), generator)
+        cond = self.sample_cond(len(noise), cond)
         with self.eval_mode(self.net):
             x = (sampler or self.sampler)(
                 self.guided_net(guidance),
                 self.schedule,
                 noise,
                 steps=steps,
-                cond=self.sample_cond(len(noise), cond),
+                cond=cond,
                 prediction=self.prediction,
                 generator=generator,
                 callback=callback,
                 clip=self.space.bounded,
             )
-        return self.space.decode(x)
+        return self.composite(self.space.decode(x), cond)

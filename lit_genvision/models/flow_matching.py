@@ -176,4 +176,4 @@ class FlowMatchingModel(GenerativeModel):
                 atol=sampler.atol,
             )
         self.last_nfe = result.nfe
-        return self.space.decode(result.x)
+        return self.composite(self.space.decode(result.x), cond)

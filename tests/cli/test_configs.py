@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tests_helpers import one_step_checkpoint
 
 from lit_genvision.cli import GenVisionCLI
 from lit_genvision.models.base import PlatformModule
@@ -17,19 +18,6 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml
 
 def test_there_are_configs():
     assert any(p.parent.name == "diffusion" and p.name == "digits.yaml" for p in CONFIGS)
-
-
-def one_step_checkpoint(root: Path, family: str, name: str) -> Path:
-    """The checkpoint of one training step of configs/<family>/<name>, for the configs built on one."""
-    from lit_genvision.cli import main
-
-    config = next(p for p in CONFIGS if p.parent.name == family and p.name == name)
-    args = ["--config", str(config), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
-    assert (
-        main(["fit", *args, "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)])
-        == 0
-    )
-    return next(root.rglob("last.ckpt"))
 
 
 @pytest.fixture(scope="module")

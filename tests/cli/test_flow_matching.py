@@ -145,7 +145,7 @@ def test_conditional_sampling_feeds_requested_labels_to_the_network_and_guidance
 
 def test_guidance_flag_needs_a_conditional_model(flow_ckpt, tmp_path, capsys):
     assert main(["sample", "--ckpt", str(flow_ckpt), "--guidance", "2", "--out", str(tmp_path / "x.png")]) == 2
-    assert "--guidance needs a class-conditional model" in capsys.readouterr().err
+    assert "--guidance needs a conditional model" in capsys.readouterr().err
 
 
 def _spy_on_evaluated_model(monkeypatch, sample=None) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests_helpers import one_step_checkpoint
 
 from lit_genvision.cli import main
 from lit_genvision.data import DigitsDataModule
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.experiments.checkpoints import load_model
+from lit_genvision.experiments.store import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = "model.init_args.net.init_args"
@@ -59,23 +61,14 @@ def fit(args: list[str], root: Path, name: str) -> Path:
     return ckpt
 
 
-def one_step(root: Path, family: str, config: str) -> Path:
-    """The checkpoint of one training step of configs/<family>/<config>."""
-    args = ["fit", "--config", str(ROOT / "configs" / family / config), "--trainer.max_steps", "1"]
-    args += ["--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "1"]
-    args += ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
-    assert main(args) == 0
-    return next(root.rglob("last.ckpt"))
-
-
 @pytest.fixture(scope="module")
 def clip_ckpt(tmp_path_factory) -> Path:
-    return one_step(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
+    return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
 
 
 @pytest.fixture(scope="module")
 def kl_ckpt(tmp_path_factory) -> Path:
-    return one_step(tmp_path_factory.mktemp("kl"), "tokenizer", "digits_kl.yaml")
+    return one_step_checkpoint(tmp_path_factory.mktemp("kl"), "tokenizer", "digits_kl.yaml")
 
 
 def test_text_fit_trains_its_tokenizer_and_samples_a_prompt(tmp_path):
@@ -210,7 +203,5 @@ def test_evaluate_reconstruct_scores_a_kl_first_stage_without_tokens(tmp_path, k
     store = tmp_path / "r.sqlite"
     args = ["evaluate", "--ckpt", str(kl_ckpt), "--reconstruct", "--num-samples", "50", "--store", str(store)]
     assert main(args) == 0
-    from lit_genvision.experiments.store import ResultsStore
-
     metrics = {r["metric"] for r in ResultsStore(store).records()}
     assert {"digits_fd", "recon_mse"} <= metrics and "bits_per_image" not in metrics

@@ -148,3 +148,9 @@ def test_a_data_module_without_the_condition_key_is_one_clear_error():
     model._trainer = Trainer()
     with pytest.raises(ValueError, match=r"needs batch key\(s\) text, which DigitsDataModule does not provide"):
         model.setup("fit")
+
+
+def test_a_label_asked_of_a_text_model_becomes_its_class_prompt():
+    model = text_model(class_prompts=PROMPTS)
+    cond = model.sample_cond(2, {"label": torch.tensor([2, 1])})
+    assert cond["text"] == ["a two", "a one"] and model.label_count == 3

