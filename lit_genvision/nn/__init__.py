@@ -10,6 +10,8 @@ from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
 from lit_genvision.nn.lpips import LPIPS
 from lit_genvision.nn.patchgan import PatchGANDiscriminator
+from lit_genvision.nn.progan import ProGANDiscriminator, ProGANGenerator
+from lit_genvision.nn.stylegan import MappingNetwork, StyleGANDiscriminator, StyleGANGenerator
 from lit_genvision.nn.text import (
     CLIPTextTower,
     HFTextEncoder,
@@ -33,6 +35,11 @@ from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
     "ConditionedNet",
+    "MappingNetwork",
+    "ProGANDiscriminator",
+    "ProGANGenerator",
+    "StyleGANDiscriminator",
+    "StyleGANGenerator",
     "SemanticEncoder",
     "layout_to_map",
     "DIT_SIZES",
