@@ -89,7 +89,10 @@ def caption_agreement(ckpt: Path, captions: list[str], num: int, seed: int = 0) 
 
 
 def evaluate(ckpt: Path, name: str, *options: str) -> None:
-    cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--store", str(STORE), *options])
+    """``lit-genvision evaluate`` into the benchmark's store, unless it holds this model's records already
+    (a rerun of one part leaves the others' records as they are)."""
+    if not ResultsStore(STORE).records(model=name):
+        cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--store", str(STORE), *options])
 
 
 def text(run_dir: Path, clip: Path, kl: Path, out: dict) -> None:

@@ -107,7 +107,7 @@ class DiffusionModel(GenerativeModel):
             prediction=self.prediction,
             cond=self.train_cond(batch),
         )
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -123,7 +123,7 @@ class DiffusionModel(GenerativeModel):
             cond=cond,
             generator=g,
         )
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def configure_optimizers(self) -> Any:
         return adamw_with_warmup(self.net.parameters(), self.lr, self.weight_decay, self.warmup_steps)

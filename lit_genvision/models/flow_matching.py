@@ -118,14 +118,14 @@ class FlowMatchingModel(GenerativeModel):
             cond=self.train_cond(batch),
             time_sampling=self.time_sampling,
         )
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
         cond = self.val_cond(batch)
         loss = flow_matching_loss(self.net, self.path, self.space.encode(batch["image"]), cond=cond, generator=g)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def configure_optimizers(self) -> Any:
         return adamw_with_warmup(self.net.parameters(), self.lr, self.weight_decay, self.warmup_steps)
