@@ -137,3 +137,15 @@ def one_step_checkpoint(root: Path, family: str, name: str) -> Path:
     args += ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
     assert main(["fit", *args]) == 0
     return next(root.rglob("last.ckpt"))
+
+
+@pytest.fixture(scope="session")
+def clip_ckpt(tmp_path_factory) -> Path:
+    """One training step of the digits CLIP: what the captioner and the text-conditioned configs read."""
+    return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
+
+
+@pytest.fixture(scope="session")
+def kl_ckpt(tmp_path_factory) -> Path:
+    """One training step of the digits KL autoencoder: the first stage of the latent digits configs."""
+    return one_step_checkpoint(tmp_path_factory.mktemp("kl"), "tokenizer", "digits_kl.yaml")

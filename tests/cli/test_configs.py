@@ -26,18 +26,6 @@ def tokenizer_ckpt(tmp_path_factory) -> Path:
     return one_step_checkpoint(tmp_path_factory.mktemp("tokenizer"), "tokenizer", "digits_fsq.yaml")
 
 
-@pytest.fixture(scope="module")
-def clip_ckpt(tmp_path_factory) -> Path:
-    """A CLIP checkpoint for the captioner config (the digits CLIP)."""
-    return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
-
-
-@pytest.fixture(scope="module")
-def kl_ckpt(tmp_path_factory) -> Path:
-    """A first-stage checkpoint for the latent diffusion configs (the digits KL autoencoder)."""
-    return one_step_checkpoint(tmp_path_factory.mktemp("kl"), "tokenizer", "digits_kl.yaml")
-
-
 def plain(value: Any) -> Any:
     """``value`` as dicts, lists and scalars only, so ``torch.load(weights_only=True)`` reads it back
     (a parsed config may hold a jsonargparse ``Namespace`` or tuples)."""

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests_helpers import one_step_checkpoint
 
 from lit_genvision.cli import main
 from lit_genvision.data import DigitsDataModule
@@ -60,16 +59,6 @@ def fit(args: list[str], root: Path, name: str) -> Path:
     ckpt = root / name / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     return ckpt
-
-
-@pytest.fixture(scope="module")
-def clip_ckpt(tmp_path_factory) -> Path:
-    return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
-
-
-@pytest.fixture(scope="module")
-def kl_ckpt(tmp_path_factory) -> Path:
-    return one_step_checkpoint(tmp_path_factory.mktemp("kl"), "tokenizer", "digits_kl.yaml")
 
 
 def test_text_fit_trains_its_tokenizer_and_samples_a_prompt(tmp_path):
