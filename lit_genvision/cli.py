@@ -12,7 +12,18 @@ import os
 import sys
 
 from lit_genvision.checkpoint_io import CheckpointError, download, is_url
-from lit_genvision.experiments import caption, clip, evaluate, export, inpaint, latent, leaderboard, sample, sweep
+from lit_genvision.experiments import (
+    caption,
+    clip,
+    evaluate,
+    export,
+    inpaint,
+    latent,
+    leaderboard,
+    sample,
+    stylemix,
+    sweep,
+)
 from lit_genvision.experiments.fit import GenVisionCLI, naming
 from lit_genvision.experiments.store import StoreError
 from lit_genvision.experiments.sweep import SweepError
@@ -35,6 +46,7 @@ TOOLS = {
     "clip": (clip, "CLIP tools: zero-shot classification and image-text retrieval on a split"),
     "caption": (caption, "re-caption a dataset with a captioner checkpoint into a parquet file (key, text)"),
     "inpaint": (inpaint, "fill the masked pixels of images (.npz) with an inpainting checkpoint"),
+    "stylemix": (stylemix, "a StyleGAN's style-mixing grid: row sources' coarse, middle or fine styles over columns'"),
 }
 
 

@@ -76,6 +76,8 @@ class EvaluateOptions:
     """Images generated at once (part of the seed rule)."""
     repeats: int = 5
     """Subsets averaged for the ``real`` baseline."""
+    image_size: int = 16
+    """Side of the digits a baseline is drawn at (32 for the 32×32 GANs' floor); a checkpoint's own data decides its."""
     name: str | None = None
     """Model name in the leaderboard (None: the run folder)."""
     store: str | Path | None = None
@@ -106,6 +108,8 @@ class EvaluateOptions:
     """Softmax temperature of a token prior (None: the model's)."""
     top_k: int | None = None
     """Top-k of a token prior (None: the model's)."""
+    truncation: float | None = None
+    """A StyleGAN's truncation ψ (None: the model's, 1 unless configured)."""
     seed: int = 0
     """Batch b is drawn with a generator seeded from (seed, b)."""
     label: str | None = None
@@ -210,6 +214,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", help="reference split (held out from training)")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--repeats", type=int, default=5, help="subsets averaged for --baseline real")
+    p.add_argument("--image-size", type=int, default=16, help="side of the digits a --baseline is drawn at")
     p.add_argument("--name", default=None, help="model name in the leaderboard (default: the run folder)")
     p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
     p.add_argument("--inception-weights", default=None, help=f"local {InceptionExtractor.__module__} weights file")
@@ -363,7 +368,7 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
     if options.reconstruct:
         values, common, scorers, extra_extractors = _reconstructions(options, metrics, common)
     elif options.baseline:
-        datamodule = DigitsDataModule()
+        datamodule = DigitsDataModule(image_size=options.image_size)
         scorers = build_scorers(
             metrics, datamodule, options.split, datamodule.image_size, **_extractor_options(options)
         )
@@ -411,6 +416,7 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
             atol=options.atol,
             temperature=options.temperature,
             top_k=options.top_k,
+            truncation=options.truncation,
         )
         labels = parse_labels(options.label, options.num_samples, getattr(model, "label_count", model.num_classes))
         cond = {"text": [prompts[i % len(prompts)] for i in range(options.num_samples)]} if prompts else None

@@ -212,6 +212,8 @@ def _differences(saved: dict, given: dict, prefix: str) -> dict[str, tuple[Any, 
     """Dotted keys whose value in ``given`` (the config and command line now) differs from ``saved``
     (the checkpoint's hyperparameters), with both values; keys only one side has are compared to None."""
     out: dict[str, tuple[Any, Any]] = {}
+    # YAML may key a mapping by integers (ProGAN's widths per resolution); a checkpoint keeps them as strings
+    saved, given = {str(k): v for k, v in saved.items()}, {str(k): v for k, v in given.items()}
     for key in sorted(set(saved) | set(given)):
         old, new = saved.get(key), given.get(key)
         if isinstance(old, dict) and isinstance(new, dict):

@@ -16,7 +16,6 @@ from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.data.base import to_uint8
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.conditions import condition_from_arguments
-from lit_genvision.methods.interpolation import interpolate_noise
 from lit_genvision.metrics.generation import batch_generator, generate_batches  # noqa: F401  (the seed rule)
 
 
@@ -33,6 +32,8 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         check_float("--temperature", args.temperature, low=0, low_open=True, hint="pass 1 to sample as trained")
     if getattr(args, "top_k", None) is not None:
         check_int("--top-k", args.top_k, low=1, hint="omit it to sample from every code")
+    if getattr(args, "truncation", None) is not None:
+        check_float("--truncation", args.truncation, low=0, hint="pass ψ in (0, 1], e.g. 0.7; 1 turns it off")
     check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images generated at once")
 
 
@@ -46,19 +47,25 @@ def configure_sampling(
     atol: float = 1e-3,
     temperature: float | None = None,
     top_k: int | None = None,
+    truncation: float | None = None,
 ):
-    """Set the classifier-free guidance scale ``guidance`` on the model (None: leave it), and a token
-    prior's ``temperature`` and ``top_k``, and build the sampler named ``sampler`` (None: the model's
-    own) with DDIM's ``eta`` and dopri5's tolerances."""
-    for name, value in (("temperature", temperature), ("top_k", top_k)):
+    """Set the classifier-free guidance scale ``guidance`` on the model (None: leave it), a token
+    prior's ``temperature`` and ``top_k``, a StyleGAN's truncation ψ, and build the sampler named
+    ``sampler`` (None: the model's own) with DDIM's ``eta`` and dopri5's tolerances."""
+    options = (
+        ("temperature", "temperature", temperature, "a token prior (an autoregressive model)"),
+        ("top_k", "top_k", top_k, "a token prior (an autoregressive model)"),
+        ("truncation", "truncation_psi", truncation, "a StyleGAN (truncation around its mean w)"),
+    )
+    for flag_name, attribute, value, owner in options:
         if value is not None:
-            if not hasattr(model, name):
-                flag = "--" + name.replace("_", "-")
+            if not hasattr(model, attribute):
+                flag = "--" + flag_name.replace("_", "-")
                 raise ValueError(
-                    f"{flag} applies to a token prior (an autoregressive model), and this checkpoint holds a "
+                    f"{flag} applies to {owner}, and this checkpoint holds a "
                     f"{type(model).__name__} ({model.family} family); omit {flag}."
                 )
-            setattr(model, name, value)
+            setattr(model, attribute, value)
     if guidance is not None:
         check_float("--guidance", guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
         if not model.conditioning:
@@ -81,6 +88,7 @@ def sampling_from_arguments(model, args: argparse.Namespace):
         atol=args.atol,
         temperature=getattr(args, "temperature", None),
         top_k=getattr(args, "top_k", None),
+        truncation=getattr(args, "truncation", None),
     )
 
 
@@ -103,6 +111,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--temperature", type=float, default=None, help="softmax temperature of a token prior")
     p.add_argument("--top-k", type=int, default=None, help="sample a token prior's codes from the k most likely")
+    p.add_argument(
+        "--truncation", type=float, default=None, metavar="PSI", help="a StyleGAN's truncation ψ (1: none; 0.7 typical)"
+    )
     p.add_argument("--seed", type=int, default=0, help="batch b is drawn with a generator seeded from (seed, b)")
     p.add_argument(
         "--label",
@@ -241,18 +252,12 @@ def run(args: argparse.Namespace) -> Path:
             shape = (1, *model.sample_shape)  # pixels, latents, or z of a GAN or VAE
             a = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
             b = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1))
-            noise = interpolate_noise(a, b, args.interpolate).to(model.device)
-            # Interpolation needs a deterministic map from noise to image (DDIM η = 0, or any ODE solver).
             task = progress.add_task("interpolating", total=1)
             given = {k: v.to(model.device) if isinstance(v, Tensor) else v for k, v in (cond or {}).items()}
             if labels is not None:
                 given["label"] = labels.to(model.device)
             cond = model.sample_cond(args.interpolate, given or None)
-            # None for a family whose only map from noise to image is deterministic (GAN, VAE).
-            deterministic = sampler or model.deterministic_sampler()
-            images = model.sample(
-                args.interpolate, cond=cond, steps=args.steps, noise=noise, sampler=deterministic
-            ).cpu()
+            images = model.interpolate(a, b, args.interpolate, cond=cond, steps=args.steps, sampler=sampler).cpu()
             labels = cond["label"].cpu() if cond and "label" in cond else None
             progress.advance(task)
             nrow = args.interpolate

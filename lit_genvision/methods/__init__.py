@@ -1,5 +1,6 @@
 """The math of each method, as pure functions on tensors (no Lightning, no I/O)."""
 
+from lit_genvision.methods.augment import AdaptiveAugment, DiffAugment
 from lit_genvision.methods.contrastive import (
     INIT_LOG_SCALE,
     MAX_LOG_SCALE,
@@ -22,6 +23,8 @@ from lit_genvision.methods.schedules import (
 )
 
 __all__ = [
+    "AdaptiveAugment",
+    "DiffAugment",
     "CosineSchedule",
     "DDIMSampler",
     "DDPMSampler",

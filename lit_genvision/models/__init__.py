@@ -10,6 +10,8 @@ from lit_genvision.models.first_stage import FirstStage
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
 from lit_genvision.models.pretrained import freeze, load_model, load_pretrained, record_pretrained
+from lit_genvision.models.progan import ProGANModel
+from lit_genvision.models.stylegan import StyleGANModel
 from lit_genvision.models.text_encoders import CLIPTextEncoder
 from lit_genvision.models.token_prior import TokenPriorModel
 from lit_genvision.models.tokenizer import VQModel
@@ -26,6 +28,8 @@ __all__ = [
     "FlowMatchingModel",
     "GANModel",
     "ODESampler",
+    "ProGANModel",
+    "StyleGANModel",
     "GenerativeModel",
     "PlatformModule",
     "freeze",

@@ -14,6 +14,7 @@ from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 from lit_genvision.methods.guidance import Conditioning, CondKey, NullLabel, NullVector, classifier_free_guidance
+from lit_genvision.methods.interpolation import interpolate_noise
 from lit_genvision.methods.masks import MaskGenerator
 from lit_genvision.methods.space import PixelSpace
 from lit_genvision.models.conditions import (
@@ -351,6 +352,15 @@ class GenerativeModel(PlatformModule):
         than ignoring it.
         """
         raise NotImplementedError
+
+    @torch.no_grad()
+    def interpolate(self, a: Tensor, b: Tensor, num: int, *, cond: dict | None = None, **options: Any) -> Tensor:
+        """``num`` images along the great circle from noise ``a`` to ``b`` (1, *sample_shape), through a
+        deterministic map from noise to image (DDIM η = 0, an ODE solver; a GAN or VAE is one already).
+        ``options`` go to ``sample`` (``steps``, ``sampler``)."""
+        noise = interpolate_noise(a, b, num).to(self.device)
+        options["sampler"] = options.get("sampler") or self.deterministic_sampler()
+        return self.sample(num, cond=cond, noise=noise, **options)
 
     def refuse_options(self, **given: object) -> None:
         """Refuse, with one sentence, each sampling option given (not None) that this family has no use for."""

@@ -40,6 +40,10 @@ class GANModel(GenerativeModel):
         lr_d: discriminator learning rate (two time-scale: may differ from lr_g).
         betas: Adam betas, shared (DCGAN: 0.5, 0.999; WGAN-GP: 0.0, 0.9).
         image_shape: (C, H, W) of generated images; read from the generator by default.
+        augment: discriminator augmentation for small data (``methods.augment``: ``AdaptiveAugment``,
+            StyleGAN2-ADA, or ``DiffAugment``): the discriminator sees every real and fake image through
+            it, the generator's gradient flows back through it, and an adaptive one tunes its p from
+            the discriminator's outputs on the reals (None: off).
     """
 
     family = "gan"
@@ -58,9 +62,10 @@ class GANModel(GenerativeModel):
         lr_d: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         image_shape: tuple[int, int, int] | None = None,
+        augment: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.save_config()
+        self.save_config()  # a subclass saves its own arguments after this (the last save is kept)
         self.automatic_optimization = False
         if loss not in get_args(GANLoss):
             raise ValueError(f"loss must be one of {', '.join(get_args(GANLoss))}, got {loss!r}.")
@@ -81,6 +86,7 @@ class GANModel(GenerativeModel):
         self.loss_kind, self.gp_weight, self.r1_weight, self.n_critic = loss, gp_weight, r1_weight, n_critic
         self.lr_g, self.lr_d, self.betas = lr_g, lr_d, tuple(betas)
         self.image_shape = tuple(image_shape or (generator.in_channels, generator.image_size, generator.image_size))
+        self.augment = augment
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -101,38 +107,77 @@ class GANModel(GenerativeModel):
     def _z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return randn_like(torch.empty(n, self.generator.latent_dim, device=self.device), generator)
 
+    # The pieces of a training step a GAN variant changes (ProGAN's stage, StyleGAN's regularisers).
+
+    def generate(self, z: Tensor, cond: dict | None) -> Tensor:
+        """G(z, c): the generator's images in training (a variant adds its stage or style mixing)."""
+        return self.generator(z, cond)
+
+    def discriminate(self, images: Tensor, cond: dict | None) -> Tensor:
+        """D(x, c) (B,): the discriminator's scores (logits or critic values)."""
+        return self.discriminator(images, cond).flatten()
+
+    def critic(self, images: Tensor, cond: dict | None) -> Tensor:
+        """D(aug(x), c) (B,): what training scores, through ``augment`` when it is set."""
+        if self.augment is not None:
+            images = self.augment(images)
+        return self.discriminate(images, cond)
+
+    def real_images(self, batch: dict[str, Tensor]) -> Tensor:
+        """The real images the discriminator compares with the generator's."""
+        return batch["image"]
+
+    def d_penalties(self, real: Tensor, fake: Tensor, cond: dict | None, d_real: Tensor, logs: dict) -> Tensor:
+        """Regularisers added to the discriminator's loss: λ·GP and γ/2·R1 when set."""
+        critic = lambda x: self.critic(x, cond)  # noqa: E731
+        total = torch.zeros((), device=real.device)
+        if self.gp_weight:
+            gp = gradient_penalty(critic, real, fake)
+            total = total + self.gp_weight * gp
+            logs["d/gradient_penalty"] = gp
+        if self.r1_weight:
+            r1 = r1_penalty(critic, real)
+            total = total + self.r1_weight / 2 * r1
+            logs["d/r1"] = r1
+        return total
+
+    def g_loss(self, z: Tensor, cond: dict | None, logs: dict) -> Tensor:
+        """The generator's loss on a batch of fakes from ``z`` (a variant adds its regularisers)."""
+        return g_loss(self.loss_kind, self.critic(self.generate(z, cond), cond))
+
+    def after_d_step(self, real: Tensor, d_real: Tensor, logs: dict) -> None:
+        """After each discriminator step: an adaptive augmentation reads D's outputs on the reals."""
+        if self.augment is not None:
+            update = getattr(self.augment, "update", None)
+            if update is not None:
+                update(d_real.detach())
+            logs["aug/p"] = float(self.augment.probability)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        real, y = batch["image"], self.conditioning.select(batch)
+        real, y = self.real_images(batch), self.conditioning.select(batch)
         n = real.shape[0]
 
         # Discriminator (critic) step, generator frozen.
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            fake = self.generator(self._z(n), y)
-        d_real, d_fake = self.discriminator(real, y), self.discriminator(fake, y)
+            fake = self.generate(self._z(n), y)
+        d_real, d_fake = self.critic(real, y), self.critic(fake, y)
         loss_d = d_loss(self.loss_kind, d_real, d_fake)
         logs = {"d/loss": loss_d, "d/real": d_real.mean(), "d/fake": d_fake.mean()}
-        critic = lambda x: self.discriminator(x, y)  # noqa: E731
-        if self.gp_weight:
-            gp = gradient_penalty(critic, real, fake)
-            loss_d = loss_d + self.gp_weight * gp
-            logs["d/gradient_penalty"] = gp
-        if self.r1_weight:
-            r1 = r1_penalty(critic, real)
-            loss_d = loss_d + self.r1_weight / 2 * r1
-            logs["d/r1"] = r1
+        loss_d = loss_d + self.d_penalties(real, fake, y, d_real, logs)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         logs["d/grad_norm"] = grad_norm(self.discriminator)
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)  # nothing of D's step lingers into G's
         self.untoggle_optimizer(opt_d)
+        self.after_d_step(real, d_real, logs)
 
         # Generator step every n_critic batches, discriminator frozen.
         if (batch_idx + 1) % self.n_critic == 0:
             self.toggle_optimizer(opt_g)
-            loss_g = g_loss(self.loss_kind, self.discriminator(self.generator(self._z(n), y), y))
+            loss_g = self.g_loss(self._z(n), y, logs)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             logs |= {"g/loss": loss_g, "g/grad_norm": grad_norm(self.generator)}
@@ -144,8 +189,9 @@ class GANModel(GenerativeModel):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         y = self.conditioning.select(batch)
         g = torch.Generator(device=self.device).manual_seed(batch_idx)
-        d_real = self.discriminator(batch["image"], y)
-        d_fake = self.discriminator(self.generator(self._z(len(d_real), g), y), y)
+        real = self.real_images(batch)
+        d_real = self.discriminate(real, y)
+        d_fake = self.discriminate(self.generate(self._z(len(d_real), g), y), y)
         self.log_dict({"val/d_real": d_real.mean(), "val/d_fake": d_fake.mean()}, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
