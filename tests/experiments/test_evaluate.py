@@ -123,6 +123,20 @@ def test_baseline_floor_is_far_below_broken_baselines(tmp_path):
     assert coverage["baseline:one-class"] == 0 and coverage["baseline:real"] > 0.05
 
 
+def test_baseline_at_another_image_size_draws_and_records_digits_of_that_size(tmp_path, monkeypatch):
+    """--image-size 32 is the floor of the 32×32 GANs: the real digits drawn at 32×32, recorded as such."""
+    import lit_genvision.experiments.evaluate as evaluate
+
+    drawn = []
+    original = evaluate.baseline_images
+    monkeypatch.setattr(evaluate, "baseline_images", lambda *a: drawn.append(original(*a)) or drawn[-1])
+    store = tmp_path / "r.sqlite"
+    args = ["--baseline", "real", "--image-size", "32", "--num-samples", "100", "--repeats", "1"]
+    assert main(["evaluate", *args, "--store", str(store)]) == 0
+    assert drawn[0].shape[-2:] == (32, 32)
+    assert {r["image_size"] for r in ResultsStore(store).records()} == {32}
+
+
 def test_store_schema_has_every_column(tmp_path):
     ResultsStore(tmp_path / "r.sqlite").close()
     cols = {row[1] for row in sqlite3.connect(tmp_path / "r.sqlite").execute("PRAGMA table_info(results)")}
