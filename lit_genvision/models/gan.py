@@ -218,6 +218,9 @@ class GANModel(GenerativeModel):
         """
         self.refuse_options(steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
         z = noise if noise is not None else self._z(num, generator)
-        cond = self.sample_cond(len(z), cond)
         with self.eval_mode(self.generator):
-            return self.generator(z, cond).clamp(-1, 1)
+            return self.draw(z, self.sample_cond(len(z), cond)).clamp(-1, 1)
+
+    def draw(self, z: Tensor, cond: dict | None) -> Tensor:
+        """The generator's images for ``sample`` (eval mode is set by the caller)."""
+        return self.generator(z, cond)

@@ -171,28 +171,9 @@ class ProGANModel(GANModel):
         stage, alpha = self.growth
         logs |= {"grow/stage": float(stage), "grow/alpha": alpha, "grow/resolution": float(self.resolution)}
 
-    # ------------------------------------------------------------------ sampling
-
-    @torch.no_grad()
-    def sample(
-        self,
-        num: int,
-        *,
-        cond: dict | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        sampler: object | None = None,
-        guidance: float | None = None,
-        noise: Tensor | None = None,
-        temperature: float | None = None,
-    ) -> Tensor:
-        """G(z) at the current stage and α, (num, C, R, R) with R the current resolution."""
-        self.refuse_options(steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
-        if cond is not None:
-            raise ValueError("ProGANModel is unconditional, so it takes no condition; omit cond.")
-        z = noise if noise is not None else self._z(num, generator)
-        with self.eval_mode(self.generator):
-            return self.generate(z, None).clamp(-1, 1)
+    def draw(self, z: Tensor, cond: dict | None) -> Tensor:
+        """G(z) at the current stage and α: (num, C, R, R) with R the current resolution."""
+        return self.generate(z, cond)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -201,26 +201,9 @@ class StyleGANModel(GANModel):
         with self.eval_mode(self.generator):
             return self.generator.synthesis(ws, noise_mode="const").clamp(-1, 1)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        num: int,
-        *,
-        cond: dict | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        sampler: object | None = None,
-        guidance: float | None = None,
-        noise: Tensor | None = None,
-        temperature: float | None = None,
-    ) -> Tensor:
+    def draw(self, z: Tensor, cond: dict | None) -> Tensor:
         """G(z[, y]) with truncation ψ = ``truncation_psi`` around the tracked mean w̄ and the stored noise."""
-        self.refuse_options(steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
-        z = noise if noise is not None else self._z(num, generator)
-        cond = self.sample_cond(len(z), cond)
-        with self.eval_mode(self.generator):
-            ws = self.ws(z, self._label(cond))
-        return self.synthesise(ws)
+        return self.synthesise(self.ws(z, self._label(cond)))
 
     def sampling_protocol(self, steps: int | None = None, sampler: object | None = None) -> tuple[str, int]:
         """``direct``, or ``truncation ψ`` when ψ < 1 (a truncated model is ranked apart)."""
