@@ -1,6 +1,6 @@
 """ProGAN and StyleGAN2 on the digits at 32×32, and DCGAN / WGAN-GP with discriminator augmentation (issue 18).
 
-    python benchmarks/advanced_gans.py [--run-dir runs/gans] [--only progan stylegan2 dcgan-ada wgan-gp-diffaug]
+    python benchmarks/advanced_gans.py [--run-dir runs/gans] [--only progan stylegan2 dcgan wgan-gp dcgan-ada ...]
 
 Each config is trained unless its run already has a last checkpoint (fit time: from the run's
 config.yaml, written at fit start, to its last checkpoint). Figures:
@@ -41,6 +41,8 @@ ADA = ["--model.init_args.augment", "lit_genvision.methods.AdaptiveAugment"]
 MODELS = {  # name → (config, overrides)
     "progan": ("configs/gan/digits_progan.yaml", []),
     "stylegan2": ("configs/gan/digits_stylegan2.yaml", []),
+    "dcgan": ("configs/gan/digits.yaml", []),  # the same configs without augmentation, side by side
+    "wgan-gp": ("configs/gan/digits_wgan_gp.yaml", []),
     "dcgan-ada": ("configs/gan/digits.yaml", [*ADA, "--model.init_args.augment.init_args.speed_kimg", "20"]),
     "wgan-gp-diffaug": (
         "configs/gan/digits_wgan_gp.yaml",
@@ -88,7 +90,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--run-dir", type=Path, default=Path("runs/gans"))
     p.add_argument("--only", nargs="*", default=list(MODELS))
+    p.add_argument(
+        "--fit-seconds",
+        nargs="*",
+        default=[],
+        metavar="NAME=S",
+        help="the fit time of a run trained in parts, resumed (the sum of its parts' wall times)",
+    )
     args = p.parse_args()
+    given_seconds = {k: float(v) for k, v in (item.split("=") for item in args.fit_seconds)}
     args.run_dir.mkdir(parents=True, exist_ok=True)
     floors = {r["image_size"] for r in ResultsStore(STORE).records(model="baseline:real")} if STORE.exists() else set()
     for size in {16, 32} - floors:
@@ -101,7 +111,7 @@ def main() -> None:
     for name in args.only:
         config, overrides = MODELS[name]
         ckpt = train_config(name, config, args.run_dir, *overrides)
-        out.setdefault("fit_seconds", {})[name] = fit_seconds(ckpt)
+        out.setdefault("fit_seconds", {})[name] = given_seconds.get(name) or fit_seconds(ckpt)
         out.setdefault("steps", {})[name] = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
         if name == "stylegan2":
             for psi in PSIS:
