@@ -232,8 +232,3 @@ class StyleGANModel(GANModel):
         mixed = w_cols[None].repeat(len(w_rows), 1, 1, 1)  # (R, C, num_ws, w_dim)
         mixed[:, :, layers] = w_rows[:, None, layers]
         return self.synthesise(mixed.flatten(0, 1))
-
-    def on_train_start(self) -> None:
-        if self.generator.synthesis.img_resolution < 8:
-            raise ValueError("StyleGANModel needs images of at least 8×8 (the discriminator ends at 4×4).")
-        super().on_train_start()
