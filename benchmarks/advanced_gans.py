@@ -34,7 +34,6 @@ from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.experiments.checkpoints import load_model  # noqa: E402
 from lit_genvision.experiments.store import ResultsStore  # noqa: E402
 from lit_genvision.metrics.digits import load_digits_extractor  # noqa: E402
-from lit_genvision.models.stylegan import band_layers  # noqa: E402
 
 STORE = RESULTS / "advanced_gans.sqlite"
 ADA = ["--model.init_args.augment", "lit_genvision.methods.AdaptiveAugment"]
@@ -75,10 +74,7 @@ def style_mixing_shares(ckpt: Path, num: int = 500, seed: int = 0) -> dict[str, 
     differ = class_a != class_b
     out: dict[str, dict[str, float]] = {"pairs_with_different_classes": {"count": int(differ.sum())}}
     for band in ("coarse", "middle", "fine"):
-        layers = band_layers(model.generator, band)
-        mixed = ws_a.clone()
-        mixed[:, layers] = ws_b[:, layers]
-        c = classify(mixed)[differ]
+        c = classify(model.mix_band(ws_a, ws_b, band))[differ]
         out[f"{band}_from_B"] = {
             "agrees_with_A": (c == class_a[differ]).double().mean().item(),
             "agrees_with_B": (c == class_b[differ]).double().mean().item(),

@@ -192,7 +192,8 @@ class StyleGANModel(GANModel):
     # ------------------------------------------------------------------ sampling
 
     def ws(self, z: Tensor, label: Tensor | None = None, psi: float | None = None) -> Tensor:
-        """ws (B, num_ws, w_dim) of z, truncated with ψ (``truncation_psi`` by default)."""
+        """ws (B, num_ws, w_dim) of z, truncated with ψ (``truncation_psi`` by default); w̄ is left alone,
+        so this needs no eval mode (the mapping has no dropout or normalisation statistics)."""
         psi = self.truncation_psi if psi is None else psi
         return self.generator.mapping(z, label, truncation_psi=psi, num_ws=self.generator.num_ws, update_w_avg=False)
 
@@ -216,9 +217,8 @@ class StyleGANModel(GANModel):
         length interpolates in W, where the mapping has untangled the factors)."""
         self.refuse_options(**options)
         label = self._label(cond)
-        with self.eval_mode(self.generator):
-            wa = self.ws(a.to(self.device), None if label is None else label[:1])
-            wb = self.ws(b.to(self.device), None if label is None else label[:1])
+        wa = self.ws(a.to(self.device), None if label is None else label[:1])
+        wb = self.ws(b.to(self.device), None if label is None else label[:1])
         t = torch.linspace(0, 1, num, device=self.device)[:, None, None]
         return self.synthesise(torch.lerp(wa, wb, t))
 
@@ -226,9 +226,14 @@ class StyleGANModel(GANModel):
     def style_mix(self, z_rows: Tensor, z_cols: Tensor, crossover: str) -> Tensor:
         """The paper's style-mixing figure (StyleGAN Fig. 3): image (r, c) takes the ``crossover`` band's
         styles from row source r and every other layer's from column source c; (R·C, C, H, W), row-major."""
-        layers = band_layers(self.generator, crossover)
-        with self.eval_mode(self.generator):
-            w_rows, w_cols = self.ws(z_rows.to(self.device)), self.ws(z_cols.to(self.device))
-        mixed = w_cols[None].repeat(len(w_rows), 1, 1, 1)  # (R, C, num_ws, w_dim)
-        mixed[:, :, layers] = w_rows[:, None, layers]
-        return self.synthesise(mixed.flatten(0, 1))
+        w_rows, w_cols = self.ws(z_rows.to(self.device)), self.ws(z_cols.to(self.device))
+        base = w_cols[None].expand(len(w_rows), -1, -1, -1)  # (R, C, num_ws, w_dim)
+        return self.synthesise(self.mix_band(base, w_rows[:, None], crossover).flatten(0, 1))
+
+    def mix_band(self, base: Tensor, source: Tensor, band: str) -> Tensor:
+        """``base`` ws (…, num_ws, w_dim) with the layers of ``band`` (coarse, middle, fine) taken from
+        ``source`` (broadcast to ``base``): StyleGAN's style mixing by resolution band."""
+        layers = band_layers(self.generator, band)
+        mixed = base.clone()
+        mixed[..., layers, :] = source[..., layers, :].expand_as(mixed[..., layers, :])
+        return mixed
