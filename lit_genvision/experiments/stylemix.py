@@ -16,16 +16,15 @@ import torch
 from lit_genvision.callbacks.images import save_images, upscale_for_view
 from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.experiments.checkpoints import load_model
-from lit_genvision.experiments.sample import resolve_device
-
-CROSSOVERS = ("coarse", "middle", "fine")
+from lit_genvision.experiments.sample import configure_sampling, resolve_device
+from lit_genvision.models.stylegan import BANDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint of a StyleGAN (configs/gan/digits_stylegan2.yaml)")
     p.add_argument("--rows", type=int, default=4, help="row sources (they give the crossover band's styles)")
     p.add_argument("--cols", type=int, default=4, help="column sources (they give every other layer's styles)")
-    p.add_argument("--crossover", choices=CROSSOVERS, default="coarse", help="the band taken from the row sources")
+    p.add_argument("--crossover", choices=BANDS, default="coarse", help="the band taken from the row sources")
     p.add_argument("--truncation", type=float, default=None, metavar="PSI", help="truncation ψ (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="row sources from this seed, column sources from seed + 1")
     p.add_argument("--out", default="stylemix.png", help=".png grid, or .npz of the grid's images (row-major)")
@@ -65,8 +64,7 @@ def run(args: argparse.Namespace) -> Path:
             f"stylemix needs a StyleGAN checkpoint (configs/gan/*stylegan2*.yaml), and {args.ckpt} holds a "
             f"{type(model).__name__} ({model.family} family)."
         )
-    if args.truncation is not None:
-        model.truncation_psi = args.truncation
+    configure_sampling(model, truncation=args.truncation)
     images = stylemix_grid(model, args.rows, args.cols, args.crossover, args.seed)
     if out.suffix == ".npz":
         save_images(images, out)
