@@ -31,8 +31,6 @@ HERE = str(Path(__file__).resolve().parent)
 sys.path.insert(0, HERE)
 from common import save, train_config  # noqa: E402
 
-sys.path[:] = [p for p in sys.path if p != HERE]  # benchmarks/kernels.py must not shadow the kernels package
-
 from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.data import DigitsDataModule  # noqa: E402
 from lit_genvision.data.base import to_unit_range  # noqa: E402

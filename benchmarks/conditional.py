@@ -20,8 +20,6 @@ HERE = str(Path(__file__).resolve().parent)
 sys.path.insert(0, HERE)
 from common import RESULTS, save, train_config  # noqa: E402
 
-sys.path[:] = [p for p in sys.path if p != HERE]  # benchmarks/kernels.py must not shadow the kernels package
-
 from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.experiments.store import ResultsStore  # noqa: E402
 

@@ -31,11 +31,8 @@ from pathlib import Path
 
 HERE = str(Path(__file__).resolve().parent)
 sys.path.insert(0, HERE)
-from common import RESULTS, save, train_config  # noqa: E402
-
-sys.path[:] = [p for p in sys.path if p != HERE]  # benchmarks/kernels.py must not shadow the kernels package
-
 import torch  # noqa: E402
+from common import RESULTS, save, train_config  # noqa: E402
 
 from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.data import DigitScenesDataModule, DigitsDataModule  # noqa: E402

@@ -24,8 +24,8 @@ if "--smoke" in sys.argv:  # Triton's interpreter is chosen when the kernels are
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-HERE = Path(__file__).resolve().parent  # this folder holds kernels.py, named like the `kernels` package
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the repository root: `benchmarks.common`
 
 from benchmarks.common import median_time, save  # noqa: E402
 from lit_genvision.nn import UNet  # noqa: E402
@@ -35,7 +35,7 @@ CONFIGS = {"configs/diffusion/cifar10.yaml": 128, "configs/diffusion/celeba.yaml
 
 def net_args(config: str) -> dict:
     """The U-Net's init_args from a diffusion config (YAML read as data, no classes built from it)."""
-    model = yaml.safe_load((HERE.parent / config).read_text())["model"]["init_args"]
+    model = yaml.safe_load((ROOT / config).read_text())["model"]["init_args"]
     return dict(model["net"]["init_args"])
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from kernels.triton_runtime import can_run, interpreting
+from genvision_kernels.triton_runtime import can_run, interpreting
 
 
 def kernel_device() -> torch.device:

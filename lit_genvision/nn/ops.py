@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from kernels import dispatch
+from genvision_kernels import dispatch
 
 
 def attention(
@@ -20,7 +20,7 @@ def attention(
     key_padding_mask: Tensor | None = None,
     backend: str = "auto",
 ) -> Tensor:
-    """softmax(Q Kᵀ/√d)·V over (B, H, N, d) tensors; see `kernels.reference.attention`."""
+    """softmax(Q Kᵀ/√d)·V over (B, H, N, d) tensors; see `genvision_kernels.reference.attention`."""
     return dispatch.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, backend=backend)
 
 

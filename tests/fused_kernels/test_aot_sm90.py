@@ -21,7 +21,7 @@ def test_every_launch_builds_for_sm90_within_its_resources(tmp_path):
     env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
     out = tmp_path / "rows.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "kernels.aot_check", "--json", str(out)],
+        [sys.executable, "-m", "genvision_kernels.aot_check", "--json", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert out.is_file(), proc.stderr[-3000:]
@@ -34,7 +34,7 @@ def test_every_launch_builds_for_sm90_within_its_resources(tmp_path):
         "_attn_fwd", "_attn_bwd_dkdv", "_attn_bwd_dq",
         "_gn_stats", "_gn_fwd", "_gn_bwd_reduce", "_gn_bwd_dx", "_gn_fwd_single", "_gn_bwd_single",
     }  # fmt: skip
-    from kernels.aot_check import SM90_SHARED_LIMIT
+    from genvision_kernels.aot_check import SM90_SHARED_LIMIT
 
     assert max(r["shared"] for r in rows) <= SM90_SHARED_LIMIT
     spilling = [f"{r['case']} {r['kernel']}: {r['spill_stores']} B" for r in rows if r["spill_stores"] > 16]

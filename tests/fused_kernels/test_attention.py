@@ -6,7 +6,7 @@ import pytest
 import torch
 from kernel_helpers import assert_one_sentence, assert_within_twice_reference, kernel_device, value_and_grads
 
-from kernels import reference
+from genvision_kernels import reference
 
 CASES = {  # (Nq, Nk, d, causal, key padding): tails, cross-attention both ways, every head dim
     "self-tail-d32": (50, 50, 32, False, False),
@@ -31,7 +31,7 @@ def _inputs(nq, nk, d, padding, device, seed=0):
 
 
 def _fused():
-    from kernels import fused
+    from genvision_kernels import fused
 
     return fused.attention
 
@@ -90,7 +90,7 @@ def test_deterministic():
 
 
 def test_bad_shapes_are_one_sentence():
-    from kernels import fused
+    from genvision_kernels import fused
 
     q = torch.zeros(1, 2, 4, 8)
     with pytest.raises(ValueError, match=r"q \(B, H, Nq, d\) and k, v") as err:
@@ -106,7 +106,7 @@ def test_bad_shapes_are_one_sentence():
 
 def test_auto_sends_what_the_kernel_does_not_take_to_the_reference(monkeypatch):
     """Head dims over 256 and empty inputs run the reference under `auto` (and `triton` refuses > 256)."""
-    from kernels import dispatch, fused
+    from genvision_kernels import dispatch, fused
 
     monkeypatch.setattr(dispatch, "resolve_backend", lambda backend, device: "triton")
     wide = torch.randn(1, 1, 5, 320)

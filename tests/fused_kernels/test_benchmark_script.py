@@ -1,4 +1,4 @@
-"""benchmarks/kernels.py measures GPUs; its --smoke mode keeps the script runnable on every machine."""
+"""benchmarks/fused_kernels.py measures GPUs; its --smoke mode keeps the script runnable on every machine."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_kernel_benchmark_smoke_runs_and_checks_the_kernels():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/kernels.py", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, "benchmarks/fused_kernels.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in proc.stdout.splitlines() if " triton: " in ln]

@@ -3,7 +3,7 @@
 On a machine without a GPU the other kernel tests use the interpreter's small tiles; here the
 launchers are made to pick their CUDA tiles (128×64 attention tiles, 64-position GroupNorm slices,
 whole-group programs, ...) and the results are held to the reference, so the configurations a GPU
-would run are checked for correctness, not only for compiling (`kernels.aot_check`).
+would run are checked for correctness, not only for compiling (`genvision_kernels.aot_check`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import torch
 from kernel_helpers import assert_within_twice_reference, value_and_grads
 
-from kernels import reference
-from kernels.triton_runtime import interpreting
+from genvision_kernels import reference
+from genvision_kernels.triton_runtime import interpreting
 
 pytestmark = pytest.mark.skipif(not interpreting(), reason="checks CUDA tile choices under the interpreter")
 CUDA = torch.device("cuda")
@@ -23,8 +23,8 @@ LAUNCH_ONLY = ("num_warps", "num_stages")  # launch options the interpreter does
 @pytest.fixture
 def cuda_tiles(monkeypatch):
     """Make both launchers choose what they would on an H100/H200 with ``sms`` SMs."""
-    from kernels import triton_attention as ta
-    from kernels import triton_group_norm as tg
+    from genvision_kernels import triton_attention as ta
+    from genvision_kernels import triton_group_norm as tg
 
     def tiles(choose):
         return lambda *args, f=choose: {k: v for k, v in f(*args[:-1], CUDA).items() if k not in LAUNCH_ONLY}
@@ -48,7 +48,7 @@ def cuda_tiles(monkeypatch):
     ids=["d64-fp16-causal-128x64", "d128-fp32-32x32", "d256-fp16-64x32"],
 )
 def test_attention_with_cuda_tiles(cuda_tiles, nq, nk, d, dtype, causal):
-    from kernels import fused
+    from genvision_kernels import fused
 
     cuda_tiles(132)
     g = torch.Generator().manual_seed(0)
@@ -70,7 +70,7 @@ def test_attention_with_cuda_tiles(cuda_tiles, nq, nk, d, dtype, causal):
     ids=["split-64-position-slices", "whole-group-programs", "tiled-2048-positions"],
 )
 def test_group_norm_with_cuda_plans(cuda_tiles, shape, groups, sms, path):
-    from kernels import fused
+    from genvision_kernels import fused
 
     plan = cuda_tiles(sms)(shape[0], groups, shape[2] * shape[3], shape[1] // groups, None)
     assert ("single" if plan["SINGLE"] else "split" if plan["SPLIT"] > 1 else "tiled") == path, plan

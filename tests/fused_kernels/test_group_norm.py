@@ -6,7 +6,7 @@ import pytest
 import torch
 from kernel_helpers import assert_one_sentence, assert_within_twice_reference, kernel_device, value_and_grads
 
-from kernels import reference
+from genvision_kernels import reference
 
 ALL = ("weight", "bias", "scale", "shift")
 CASES = {  # shape, groups, channels-last, optional inputs given, silu
@@ -23,7 +23,7 @@ CASES = {  # shape, groups, channels-last, optional inputs given, silu
 
 
 def _fused():
-    from kernels import fused
+    from genvision_kernels import fused
 
     return fused.group_norm
 
@@ -72,7 +72,7 @@ GPU_SHAPES = [(64, 128, 32, 32), (64, 256, 16, 16), (2, 512, 8, 8), (8, 320, 64,
 def test_the_cases_cover_every_launch_path():
     """Split statistics, one unsplit multi-tile pass, and the whole group in one program — by the
     small cases under the interpreter, by the `gpu` shapes (32 groups) on CUDA."""
-    from kernels.triton_group_norm import launch_plan
+    from genvision_kernels.triton_group_norm import launch_plan
 
     device = kernel_device()
     shapes = [(shape, groups) for shape, groups, *_ in CASES.values()] if device.type == "cpu" else []
@@ -104,7 +104,7 @@ def test_modulation_given_as_b_c_1_1_gets_gradients_of_that_shape():
 
 
 def test_bad_shapes_are_one_sentence():
-    from kernels import fused
+    from genvision_kernels import fused
 
     with pytest.raises(ValueError, match="divisible by 3 groups") as err:
         fused.group_norm(torch.zeros(1, 8, 2, 2), 3)

@@ -228,7 +228,7 @@ def test_attention_goes_through_ops(monkeypatch):
 
 def test_triton_kernel_path_matches_the_reference(monkeypatch):
     """`kernels: triton` (interpreter on the CPU) computes the block's forward and backward as the reference."""
-    from kernels import fused
+    from genvision_kernels import fused
 
     device = kernel_device()
     calls = []

@@ -31,7 +31,7 @@ def _step(kernels: str, device: torch.device, state: dict | None):
 
 
 def test_one_training_step_matches_the_reference(monkeypatch):
-    from kernels import fused
+    from genvision_kernels import fused
 
     device = kernel_device()
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # on CUDA: compare the ops, not TF32 convs
@@ -54,7 +54,7 @@ def test_one_training_step_matches_the_reference(monkeypatch):
 
 
 def test_triton_without_a_runtime_says_what_to_do(monkeypatch):
-    from kernels import dispatch
+    from genvision_kernels import dispatch
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="kernels: triton was requested but .*; use kernels: auto") as err:
@@ -77,7 +77,7 @@ def _broken(*args, **kwargs):
 
 def test_auto_falls_back_to_the_reference_when_a_forward_build_fails(monkeypatch):
     """On an untested GPU a kernel may fail to compile; `auto` warns and keeps training, `triton` raises."""
-    from kernels import dispatch, fused, triton_runtime
+    from genvision_kernels import dispatch, fused, triton_runtime
 
     monkeypatch.setattr(fused, "attention", _broken)
     monkeypatch.setattr(dispatch, "resolve_backend", lambda backend, device: "triton")
@@ -94,7 +94,7 @@ def test_auto_falls_back_to_the_reference_when_a_forward_build_fails(monkeypatch
 
 @pytest.mark.parametrize("op", ["attention", "group_norm"])
 def test_auto_falls_back_to_reference_gradients_when_a_backward_build_fails(monkeypatch, op):
-    from kernels import fused, reference, triton_attention, triton_group_norm, triton_runtime
+    from genvision_kernels import fused, reference, triton_attention, triton_group_norm, triton_runtime
 
     device = kernel_device()
     monkeypatch.setattr(triton_runtime, "_FAILED", set())
@@ -116,7 +116,7 @@ def test_auto_falls_back_to_reference_gradients_when_a_backward_build_fails(monk
 
 
 def test_float64_uses_the_reference_under_auto_and_is_refused_by_the_kernels(monkeypatch):
-    from kernels import dispatch, fused
+    from genvision_kernels import dispatch, fused
 
     q = torch.randn(1, 2, 5, 8, dtype=torch.float64)
     monkeypatch.setattr(dispatch, "resolve_backend", lambda backend, device: "triton")
@@ -128,7 +128,7 @@ def test_float64_uses_the_reference_under_auto_and_is_refused_by_the_kernels(mon
 
 
 def test_fp32_products_follow_torchs_matmul_precision_switch():
-    from kernels.triton_attention import precision
+    from genvision_kernels.triton_attention import precision
 
     before = torch.get_float32_matmul_precision()
     try:
@@ -140,7 +140,7 @@ def test_fp32_products_follow_torchs_matmul_precision_switch():
 
 
 def test_reference_causal_attention_equals_the_masked_form():
-    from kernels import reference
+    from genvision_kernels import reference
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 7, 8, generator=g) for _ in range(3))

@@ -1,7 +1,7 @@
 """Fused Triton kernels against what torch offers, on the shapes of our configs.
 
-    python benchmarks/kernels.py            # on a CUDA GPU; saves benchmarks/results/kernels.json
-    python benchmarks/kernels.py --smoke    # tiny shapes on the CPU under TRITON_INTERPRET=1: checks the
+    python benchmarks/fused_kernels.py            # on a CUDA GPU; saves benchmarks/results/kernels.json
+    python benchmarks/fused_kernels.py --smoke    # tiny shapes on the CPU under TRITON_INTERPRET=1: checks the
                                             # script runs end to end; its timings mean nothing, nothing is saved
 
 Attention (forward, and forward + backward) in TFLOP/s, counting 4·B·H·N²·d FLOPs forward and 2.5× that
@@ -29,11 +29,10 @@ if "--smoke" in sys.argv:  # the interpreter is chosen when the kernels are defi
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-HERE = Path(__file__).resolve().parent  # this file is named like the `kernels` package: keep its folder off the path
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks`, `genvision_kernels`
 
 from benchmarks.common import save  # noqa: E402
-from kernels import fused, reference  # noqa: E402
+from genvision_kernels import fused, reference  # noqa: E402
 
 # (B, H, N, d, causal): DiT sequences 256–4096 at d = 64/128 (hidden 1024), and the U-Nets' attention.
 ATTENTION_SHAPES = [
@@ -216,7 +215,9 @@ def main() -> None:
         device, dtype = torch.device("cuda"), torch.bfloat16
         attn_shapes, gn_shapes = ATTENTION_SHAPES, GROUP_NORM_SHAPES
     else:
-        print("benchmarks/kernels.py measures CUDA GPUs and none is visible here; run it on one, or pass --smoke.")
+        print(
+            "benchmarks/fused_kernels.py measures CUDA GPUs and none is visible here; run it on one, or pass --smoke."
+        )
         return
     copy = copy_bandwidth(device)
     print(f"copy bandwidth: {copy:.0f} GB/s")

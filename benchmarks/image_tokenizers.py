@@ -1,6 +1,6 @@
 """The digits tokenizers side by side at matched training steps, then the token prior on one of them.
 
-    python benchmarks/tokenizers.py [--run-dir runs/tokenizers] [--steps 1000] [--only vq fsq ...]
+    python benchmarks/image_tokenizers.py [--run-dir runs/tokenizers] [--steps 1000] [--only vq fsq ...]
                                     [--prior fsq] [--prior-steps 2000]
 
 Each tokenizer config (configs/tokenizer/digits_*.yaml) is trained for the same number of steps,
@@ -26,8 +26,6 @@ import torch
 HERE = str(Path(__file__).resolve().parent)
 sys.path.insert(0, HERE)
 from common import RESULTS, save, train_config  # noqa: E402
-
-sys.path[:] = [p for p in sys.path if p != HERE]  # benchmarks/kernels.py must not shadow the kernels package
 
 from lit_genvision.callbacks.images import save_images, upscale_for_view  # noqa: E402
 from lit_genvision.cli import main as cli  # noqa: E402

@@ -1,8 +1,8 @@
 """`autograd.Function` wrappers around the Triton kernels, with the references' signatures.
 
-`attention` and `group_norm` here accept what `kernels.reference.attention` and
-`kernels.reference.group_norm` accept (float16, bfloat16 or float32 tensors) and return the same
-thing within the tolerances the tests state; they only run where `kernels.triton_runtime.can_run`
+`attention` and `group_norm` here accept what `genvision_kernels.reference.attention` and
+`genvision_kernels.reference.group_norm` accept (float16, bfloat16 or float32 tensors) and return the same
+thing within the tolerances the tests state; they only run where `genvision_kernels.triton_runtime.can_run`
 is true. With ``fallback=True`` (``kernels: auto``) a Triton build failure in the backward pass is
 answered by the reference's gradients instead of an error.
 """
@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from kernels import reference
-from kernels import triton_attention as ta
-from kernels import triton_group_norm as tg
-from kernels.triton_runtime import FUSED_DTYPES, MAX_HEAD_DIM, is_build_error, record_failure
+from genvision_kernels import reference
+from genvision_kernels import triton_attention as ta
+from genvision_kernels import triton_group_norm as tg
+from genvision_kernels.triton_runtime import FUSED_DTYPES, MAX_HEAD_DIM, is_build_error, record_failure
 
 
 def _reference_grads(
@@ -89,7 +89,7 @@ def attention(
     key_padding_mask: Tensor | None = None,
     fallback: bool = False,
 ) -> Tensor:
-    """Fused softmax(Q Kᵀ/√d)·V; same contract as `kernels.reference.attention`."""
+    """Fused softmax(Q Kᵀ/√d)·V; same contract as `genvision_kernels.reference.attention`."""
     shapes = ", ".join(str(tuple(t.shape)) for t in (q, k, v))
     if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
         raise ValueError(
@@ -155,7 +155,7 @@ def _parameter_grads(
     sums: Tensor, weight: Tensor | None, bias: Tensor | None, scale: Tensor | None, shift: Tensor | None
 ) -> tuple[Tensor | None, ...]:
     """∂L/∂γ, ∂L/∂β, ∂L/∂scale, ∂L/∂shift from the per-(b, c) sums (Σ_s g, Σ_s g x̂) — see
-    `kernels.triton_group_norm`."""
+    `genvision_kernels.triton_group_norm`."""
     sum_g, sum_gx = sums[..., 0], sums[..., 1]  # (B, C) fp32
     one_plus = 1.0 + scale.float() if scale is not None else None
     d_weight = d_bias = d_scale = d_shift = None
@@ -183,7 +183,7 @@ def group_norm(
     eps: float = 1e-5,
     fallback: bool = False,
 ) -> Tensor:
-    """Fused GroupNorm(+scale/shift)(+SiLU); same contract as `kernels.reference.group_norm`."""
+    """Fused GroupNorm(+scale/shift)(+SiLU); same contract as `genvision_kernels.reference.group_norm`."""
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(
             f"group_norm expects (B, C, *spatial) with C divisible by {num_groups} groups, got {tuple(x.shape)}; "

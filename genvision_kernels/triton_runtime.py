@@ -1,7 +1,7 @@
 """Where Triton kernels can run: on a CUDA device, or on the CPU under Triton's interpreter.
 
 The interpreter is chosen when a kernel is *defined* (``triton.jit`` reads ``TRITON_INTERPRET`` at
-import), so the variable must be set before `kernels.triton_attention` / `kernels.triton_group_norm`
+import), so the variable must be set before `genvision_kernels.triton_attention` / `genvision_kernels.triton_group_norm`
 are first imported; `tests/conftest.py` does this on machines without CUDA.
 """
 

@@ -34,7 +34,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_runtime import interpreting
+from genvision_kernels.triton_runtime import interpreting
 
 
 @triton.jit

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from kernels import reference
-from kernels.triton_runtime import (
+from genvision_kernels import reference
+from genvision_kernels.triton_runtime import (
     FUSED_DTYPES,
     MAX_HEAD_DIM,
     can_run,
@@ -56,7 +56,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 
 # The ops whose Triton kernel `auto` runs on CUDA: those measured faster than torch's own path, forward +
-# backward in bf16, on the reference GPU (an H200, `python benchmarks/kernels.py`, benchmarks/README.md). None
+# backward in bf16, on the reference GPU (an H200, `python benchmarks/fused_kernels.py`, benchmarks/README.md). None
 # is yet: the attention kernel ran 0.44–0.73× SDPA's default (cuDNN) backend at every measured shape (it beat
 # only the flash backend, 1.05–1.13× at head dim 64 and N ≥ 1024), and the GroupNorm kernel 0.23–0.81× eager
 # on NCHW maps. `kernels: triton` still runs either kernel; an op joins this set when a benchmark shows a win.
@@ -95,10 +95,10 @@ def attention(
     key_padding_mask: Tensor | None = None,
     backend: str = "auto",
 ) -> Tensor:
-    """`kernels.reference.attention` or its fused Triton kernel, as ``backend`` resolves on q's device."""
+    """`genvision_kernels.reference.attention` or its fused Triton kernel, as ``backend`` resolves on q's device."""
 
     def fused(fallback: bool) -> Tensor:
-        from kernels import fused as f  # imports triton; only where it can run
+        from genvision_kernels import fused as f  # imports triton; only where it can run
 
         return f.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask, fallback=fallback)
 
@@ -120,11 +120,11 @@ def group_norm(
     eps: float = 1e-5,
     backend: str = "auto",
 ) -> Tensor:
-    """`kernels.reference.group_norm` or its fused Triton kernel, as ``backend`` resolves on x's device."""
+    """`genvision_kernels.reference.group_norm` or its fused Triton kernel, as ``backend`` resolves on x's device."""
     kwargs = dict(scale=scale, shift=shift, silu=silu, eps=eps)
 
     def fused(fallback: bool) -> Tensor:
-        from kernels import fused as f
+        from genvision_kernels import fused as f
 
         return f.group_norm(x, num_groups, weight, bias, **kwargs, fallback=fallback)
 

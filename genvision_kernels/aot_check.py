@@ -1,7 +1,7 @@
 """Compile every kernel launch for an NVIDIA GPU without one: Triton's ahead-of-time path.
 
-    python -m kernels.aot_check                  # sm_90 (H100/H200); exit 1 if any launch fails to build
-    python -m kernels.aot_check --json out.json  # also write the per-launch resource table
+    python -m genvision_kernels.aot_check                  # sm_90 (H100/H200); exit 1 if any launch fails to build
+    python -m genvision_kernels.aot_check --json out.json  # also write the per-launch resource table
 
 The real launchers (`attention_forward/backward`, `group_norm_forward/backward`) run on CPU tensors
 with their CUDA tile choices; each ``kernel[grid](...)`` binds its arguments with Triton's own binder
@@ -93,7 +93,7 @@ class _Compile:
 
 
 def _attention_case(b: int, h: int, nq: int, nk: int, d: int, dtype: torch.dtype, causal: bool, padding: bool):
-    from kernels import triton_attention as ta
+    from genvision_kernels import triton_attention as ta
 
     q = torch.zeros(b, h, nq, d, dtype=dtype)
     k, v = torch.zeros(b, h, nk, d, dtype=dtype), torch.zeros(b, h, nk, d, dtype=dtype)
@@ -106,7 +106,7 @@ def _attention_case(b: int, h: int, nq: int, nk: int, d: int, dtype: torch.dtype
 def _group_norm_case(
     shape: tuple[int, ...], groups: int, dtype: torch.dtype, channels_last: bool, modulated: bool, silu: bool
 ):
-    from kernels import triton_group_norm as tg
+    from genvision_kernels import triton_group_norm as tg
 
     b, c = shape[:2]
     x = torch.zeros(shape, dtype=dtype)
@@ -179,8 +179,8 @@ def run(arch: int = 90, sms: int = SM90_SMS, only: str = "") -> list[dict]:
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from kernels import triton_attention as ta
-    from kernels import triton_group_norm as tg
+    from genvision_kernels import triton_attention as ta
+    from genvision_kernels import triton_group_norm as tg
 
     target = GPUTarget("cuda", arch, 32)
     results: list[dict] = []
