@@ -20,6 +20,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from lit_genvision.nn.conditions import SemanticMap
+
 
 def _reads(model, key: str) -> bool:
     return key in model.conditioning.batch_keys
@@ -81,6 +83,11 @@ def read_semantic_map(path: str | Path, size: int) -> Tensor:
     return torch.from_numpy(array.astype(np.int64))
 
 
+def map_classes(model) -> int:
+    """K, the classes of the model's semantic map or layout condition (background included)."""
+    return next(c.classes for c in model.conditions if isinstance(c, SemanticMap))
+
+
 def condition_from_arguments(model, num: int, prompts: list[str] | None, layout: str | None, semantic_map: str | None):
     """The condition of every sample of the run from ``--prompt``, ``--layout`` and ``--semantic-map``
     (None when none is given), checked against what the model reads."""
@@ -90,7 +97,7 @@ def condition_from_arguments(model, num: int, prompts: list[str] | None, layout:
         cond["text"] = [prompts[i % len(prompts)] for i in range(num)]
     if layout is not None:
         _refuse(model, "--layout", "box_labels", "a layout config such as configs/diffusion/digits_layout.yaml")
-        limit = model.cond_net.semantic_classes - 1
+        limit = map_classes(model) - 1
         boxes, labels = read_layout(layout, model.image_shape[-1])
         if int(labels.max()) > limit:
             raise ValueError(
@@ -100,7 +107,7 @@ def condition_from_arguments(model, num: int, prompts: list[str] | None, layout:
     if semantic_map is not None:
         _refuse(model, "--semantic-map", "semantic_map", "a map config such as configs/diffusion/digits_semantic.yaml")
         value = read_semantic_map(semantic_map, model.image_shape[-1])
-        limit = model.cond_net.semantic_classes - 1
+        limit = map_classes(model) - 1
         if int(value.max()) > limit:
             raise ValueError(
                 f"--semantic-map values must be class indices 0 … {limit} for this model, got {int(value.max())}."

@@ -39,6 +39,7 @@ from lit_genvision.experiments.sample import (
     resolve_device,
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.metrics import scoring
 from lit_genvision.metrics.clip_score import CLIPExtractor
 from lit_genvision.metrics.generation import GeneratedBatch, dist_rank_world, gather_to_rank0
@@ -96,12 +97,12 @@ class EvaluateOptions:
     """Override the model's sampler (None: the checkpoint's own)."""
     steps: int | None = None
     """Sampler steps (None: the checkpoint's sampler steps)."""
-    eta: float = 0.0
-    """DDIM η (0: deterministic)."""
-    rtol: float = 1e-3
-    """dopri5 relative tolerance."""
-    atol: float = 1e-3
-    """dopri5 absolute tolerance."""
+    eta: float | None = None
+    """DDIM η (None: the sampler's; given alone it selects DDIM)."""
+    rtol: float | None = None
+    """dopri5 relative tolerance (None: 1e-3; given alone it selects dopri5)."""
+    atol: float | None = None
+    """dopri5 absolute tolerance (None: 1e-3; given alone it selects dopri5)."""
     guidance: float | None = None
     """Classifier-free guidance scale (None: the model's)."""
     temperature: float | None = None
@@ -328,7 +329,7 @@ def launch_ranks(devices: int, device: str = "auto") -> str:
 def evaluation_batches(
     model,
     options: EvaluateOptions,
-    sampler: object | None,
+    sampling: SampleOptions,
     labels: Tensor | None = None,
     rank: int = 0,
     world: int = 1,
@@ -344,7 +345,7 @@ def evaluation_batches(
         batch_size=options.batch_size,
         seed=options.seed,
         steps=options.steps,
-        sampler=sampler,
+        options=sampling,
         labels=labels,
         cond=cond,
         rank=rank,
@@ -407,7 +408,7 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
         scorers = build_scorers(
             metrics, datamodule, options.split, model.image_shape[-1], **_extractor_options(options)
         )
-        sampler = configure_sampling(
+        sampling = configure_sampling(
             model,
             sampler=options.sampler,
             guidance=options.guidance,
@@ -425,9 +426,9 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
         with progress_bar() as progress:
             task = progress.add_task(f"evaluate {model.family} (rank {rank}/{world})", total=options.num_samples)
             for b, images, batch_labels, batch_prompts in evaluation_batches(
-                model, options, sampler, labels, rank, world, cond
+                model, options, sampling, labels, rank, world, cond
             ):
-                nfe = model.sampling_protocol(options.steps, sampler)[1]
+                nfe = model.sampling_protocol(options.steps, sampling)[1]
                 parts.append((b, [s.extractor(images) for s in scorers], batch_labels, batch_prompts, nfe))
                 progress.advance(task, len(images) * world)
         parts = gather_to_rank0(parts)
@@ -439,7 +440,7 @@ def _run_rank(options: EvaluateOptions, metrics: list[str], start: float) -> lis
                 scorer.add(feats, probs, labels, batch_prompts)
             nfes.append(nfe)
         values = {k: v for s in scorers for k, v in s.compute().items()}
-        sampler_name = model.sampling_protocol(options.steps, sampler)[0]
+        sampler_name = model.sampling_protocol(options.steps, sampling)[0]
         nfe = round(sum(nfes) / len(nfes))
         source = options.ckpt_source  # a URL the CLI downloaded into a temporary file
         run_name = options.name or (source.rsplit("/", 1)[-1] if source else "/".join(ckpt.resolve().parts[-4:-2]))

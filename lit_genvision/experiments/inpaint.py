@@ -18,6 +18,7 @@ from lit_genvision.checks import check_int, check_writable
 from lit_genvision.data.base import to_uint8, to_unit_range
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.sample import progress_bar, resolve_device
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.metrics.generation import batch_generator
 
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> Path:
             x = to_unit_range(torch.from_numpy(images[first : first + args.batch_size]).permute(0, 3, 1, 2))
             m = torch.from_numpy(masks[first : first + args.batch_size]).float()
             g = batch_generator(args.seed, b, model.device)
-            out = model.inpaint(x, m, generator=g, steps=args.steps, guidance=args.guidance)
+            out = model.inpaint(x, m, generator=g, steps=args.steps, options=SampleOptions(guidance=args.guidance))
             filled.append(to_uint8(out.cpu()).permute(0, 2, 3, 1).numpy())
             progress.advance(task, len(x))
     result = np.where(masks[..., None], np.concatenate(filled), images)  # known pixels: the input's bytes

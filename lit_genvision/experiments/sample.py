@@ -16,6 +16,7 @@ from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.data.base import to_uint8
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.conditions import condition_from_arguments
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.metrics.generation import batch_generator, generate_batches  # noqa: F401  (the seed rule)
 
 
@@ -23,9 +24,11 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     """Refuse invalid values of the options shared by sample and evaluate, before any model is loaded."""
     if args.steps is not None:
         check_int("--steps", args.steps, low=1, hint="omit it to use the checkpoint's sampler steps")
-    check_float("--eta", args.eta, low=0, hint="pass 0 for deterministic DDIM or 1 for DDPM-like noise")
-    check_float("--rtol", args.rtol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
-    check_float("--atol", args.atol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
+    if getattr(args, "eta", None) is not None:
+        check_float("--eta", args.eta, low=0, hint="pass 0 for deterministic DDIM or 1 for DDPM-like noise")
+    for name in ("rtol", "atol"):
+        if getattr(args, name, None) is not None:
+            check_float(f"--{name}", getattr(args, name), low=0, low_open=True, hint="pass a tolerance such as 1e-3")
     if getattr(args, "guidance", None) is not None:
         check_float("--guidance", args.guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
     if getattr(args, "temperature", None) is not None:
@@ -37,35 +40,44 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images generated at once")
 
 
+#: The command-line sampling options and the families they apply to (for the one-sentence refusal).
+OPTION_OWNERS = {
+    "sampler": "a diffusion or flow-matching model",
+    "eta": "a diffusion model (DDIM's η)",
+    "rtol": "a flow-matching model (dopri5)",
+    "atol": "a flow-matching model (dopri5)",
+    "temperature": "a token prior (an autoregressive model)",
+    "top_k": "a token prior (an autoregressive model)",
+    "truncation": "a StyleGAN (truncation around its mean w)",
+}
+
+
 def configure_sampling(
     model,
     *,
     sampler: str | None = None,
     guidance: float | None = None,
-    eta: float = 0.0,
-    rtol: float = 1e-3,
-    atol: float = 1e-3,
+    eta: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     temperature: float | None = None,
     top_k: int | None = None,
     truncation: float | None = None,
-):
-    """Set the classifier-free guidance scale ``guidance`` on the model (None: leave it), a token
-    prior's ``temperature`` and ``top_k``, a StyleGAN's truncation ψ, and build the sampler named
-    ``sampler`` (None: the model's own) with DDIM's ``eta`` and dopri5's tolerances."""
-    options = (
-        ("temperature", "temperature", temperature, "a token prior (an autoregressive model)"),
-        ("top_k", "top_k", top_k, "a token prior (an autoregressive model)"),
-        ("truncation", "truncation_psi", truncation, "a StyleGAN (truncation around its mean w)"),
-    )
-    for flag_name, attribute, value, owner in options:
-        if value is not None:
-            if not hasattr(model, attribute):
-                flag = "--" + flag_name.replace("_", "-")
-                raise ValueError(
-                    f"{flag} applies to {owner}, and this checkpoint holds a "
-                    f"{type(model).__name__} ({model.family} family); omit {flag}."
-                )
-            setattr(model, attribute, value)
+) -> SampleOptions:
+    """The ``SampleOptions`` of the command line's sampling flags for ``model`` (a flag left out: the model's own
+    setting), after refusing in one sentence, naming the flag, each that the model's family does not take.
+    Nothing is set on the model."""
+    given = {
+        "sampler": sampler, "eta": eta, "rtol": rtol, "atol": atol,
+        "temperature": temperature, "top_k": top_k, "truncation": truncation,
+    }  # fmt: skip
+    for name, value in given.items():
+        if value is not None and name not in model.accepts:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{flag} applies to {OPTION_OWNERS[name]}, and this checkpoint holds a "
+                f"{type(model).__name__} ({model.family} family); omit {flag}."
+            )
     if guidance is not None:
         check_float("--guidance", guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
         if not model.conditioning:
@@ -73,11 +85,12 @@ def configure_sampling(
                 "--guidance needs a conditional model (labels, text, a layout …); this checkpoint's network takes "
                 "no condition."
             )
-        model.guidance_scale = guidance
-    return model.make_sampler(sampler, eta=eta, rtol=rtol, atol=atol)
+    options = SampleOptions(guidance=guidance, **given)
+    model.sampling_protocol(None, options)  # an unknown sampler name is refused here, before any work
+    return options
 
 
-def sampling_from_arguments(model, args: argparse.Namespace):
+def sampling_from_arguments(model, args: argparse.Namespace) -> SampleOptions:
     """``configure_sampling`` with the options ``add_sampling_arguments`` defined (the argparse edge)."""
     return configure_sampling(
         model,
@@ -100,9 +113,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         help="override the model's sampler: ddpm | ddim (diffusion); euler | midpoint | heun | rk4 | dopri5 (flow)",
     )
     p.add_argument("--steps", type=int, default=None, help="sampler steps")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0: deterministic)")
-    p.add_argument("--rtol", type=float, default=1e-3, help="dopri5 relative tolerance")
-    p.add_argument("--atol", type=float, default=1e-3, help="dopri5 absolute tolerance")
+    p.add_argument("--eta", type=float, default=None, help="DDIM η (0: deterministic); given alone it selects DDIM")
+    p.add_argument("--rtol", type=float, default=None, help="dopri5 relative tolerance (1e-3); selects dopri5")
+    p.add_argument("--atol", type=float, default=None, help="dopri5 absolute tolerance (1e-3); selects dopri5")
     p.add_argument(
         "--guidance",
         type=float,
@@ -163,7 +176,7 @@ def generate(
     *,
     batch_size: int,
     steps: int | None,
-    sampler: object | None,
+    options: SampleOptions | None,
     seed: int,
     labels: Tensor | None = None,
     cond: dict | None = None,
@@ -174,7 +187,7 @@ def generate(
     task = progress.add_task("sampling", total=num) if progress else None
     images, conds = [], []
     for _, x, y, _ in generate_batches(
-        model, num, batch_size=batch_size, seed=seed, steps=steps, sampler=sampler, labels=labels, cond=cond
+        model, num, batch_size=batch_size, seed=seed, steps=steps, options=options, labels=labels, cond=cond
     ):
         images.append(x)
         conds.append(y)
@@ -239,7 +252,7 @@ def run(args: argparse.Namespace) -> Path:
     check_writable(args.out, "--out")
     device = resolve_device(args.device)
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
-    sampler = sampling_from_arguments(model, args)
+    options = sampling_from_arguments(model, args)
     labels = parse_labels(
         getattr(args, "label", None), args.interpolate or args.num, getattr(model, "label_count", model.num_classes)
     )
@@ -257,7 +270,7 @@ def run(args: argparse.Namespace) -> Path:
             if labels is not None:
                 given["label"] = labels.to(model.device)
             cond = model.sample_cond(args.interpolate, given or None)
-            images = model.interpolate(a, b, args.interpolate, cond=cond, steps=args.steps, sampler=sampler).cpu()
+            images = model.interpolate(a, b, args.interpolate, cond=cond, steps=args.steps, options=options).cpu()
             labels = cond["label"].cpu() if cond and "label" in cond else None
             progress.advance(task)
             nrow = args.interpolate
@@ -267,7 +280,7 @@ def run(args: argparse.Namespace) -> Path:
                 args.num,
                 batch_size=args.batch_size,
                 steps=args.steps,
-                sampler=sampler,
+                options=options,
                 seed=args.seed,
                 labels=labels,
                 cond=cond,

@@ -17,6 +17,7 @@ from lit_genvision.callbacks.images import save_images, upscale_for_view
 from lit_genvision.checks import check_float, check_int, check_writable
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.sample import configure_sampling, resolve_device
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.stylegan import BANDS
 
 
@@ -33,14 +34,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @torch.no_grad()
-def stylemix_grid(model, rows: int, cols: int, crossover: str, seed: int = 0) -> torch.Tensor:
-    """The figure's (rows + 1)·(cols + 1) images, row-major, in [-1, 1]."""
+def stylemix_grid(
+    model, rows: int, cols: int, crossover: str, seed: int = 0, options: SampleOptions | None = None
+) -> torch.Tensor:
+    """The figure's (rows + 1)·(cols + 1) images, row-major, in [-1, 1] (truncated as ``options`` say)."""
+    options = options or SampleOptions()
     z_rows = torch.randn(rows, *model.sample_shape, generator=torch.Generator().manual_seed(seed))
     z_cols = torch.randn(cols, *model.sample_shape, generator=torch.Generator().manual_seed(seed + 1))
-    mixed = model.style_mix(z_rows, z_cols, crossover).cpu()  # (rows·cols, C, H, W)
+    mixed = model.style_mix(z_rows, z_cols, crossover, options).cpu()  # (rows·cols, C, H, W)
     row_images, col_images = (
-        model.sample(rows, noise=z_rows.to(model.device)).cpu(),
-        model.sample(cols, noise=z_cols.to(model.device)).cpu(),
+        model.sample(rows, options=options.but(noise=z_rows.to(model.device))).cpu(),
+        model.sample(cols, options=options.but(noise=z_cols.to(model.device))).cpu(),
     )
     blank = torch.ones_like(row_images[:1])
     lines = [torch.cat([blank, col_images])]
@@ -64,8 +68,8 @@ def run(args: argparse.Namespace) -> Path:
             f"stylemix needs a StyleGAN checkpoint (configs/gan/*stylegan2*.yaml), and {args.ckpt} holds a "
             f"{type(model).__name__} ({model.family} family)."
         )
-    configure_sampling(model, truncation=args.truncation)
-    images = stylemix_grid(model, args.rows, args.cols, args.crossover, args.seed)
+    options = configure_sampling(model, truncation=args.truncation)
+    images = stylemix_grid(model, args.rows, args.cols, args.crossover, args.seed, options)
     if out.suffix == ".npz":
         save_images(images, out)
     else:

@@ -10,10 +10,12 @@ from lit_genvision.methods.contrastive import (
     retrieval_recall,
     zero_shot_logits,
 )
+from lit_genvision.methods.denoising import DenoisingMethod, DiffusionMethod, FlowMethod, Start
 from lit_genvision.methods.diffusion import diffusion_loss, prediction_target, q_sample, to_x0_eps
-from lit_genvision.methods.flow import LinearPath, VPPath
+from lit_genvision.methods.flow import LinearPath, ODESampler, VPPath
 from lit_genvision.methods.interpolation import interpolate_noise, slerp
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler, timestep_sequence
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.methods.schedules import (
     CosineSchedule,
     LinearSchedule,
@@ -28,6 +30,12 @@ __all__ = [
     "CosineSchedule",
     "DDIMSampler",
     "DDPMSampler",
+    "DenoisingMethod",
+    "DiffusionMethod",
+    "FlowMethod",
+    "ODESampler",
+    "SampleOptions",
+    "Start",
     "LinearPath",
     "LinearSchedule",
     "ScaledLinearSchedule",

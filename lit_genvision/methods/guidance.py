@@ -7,19 +7,10 @@ s > 1 extrapolates; the paper's w is s − 1. It applies to any prediction (ε, 
 A model's condition is a dict of batch keys (``label``, a per-sample ``vector``, ``text``,
 ``semantic_map``, ``boxes`` with ``box_labels``, ``inpaint`` …). A ``Conditioning`` says which keys condition a
 model, with what probability p_k each key is dropped in training, and what "dropped" means for it
-(its ``NullRule``):
-
-- a class label becomes the null class K (``NullLabel``);
-- a per-sample vector becomes zeros plus a ``<key>_null`` flag that the network replaces by a
-  learned null embedding (``NullVector``);
-- a text prompt becomes the empty prompt "" (``NullText``; Stable Diffusion's and Imagen's null);
-- a semantic map becomes all null class K, box labels all padding −1 so that no box is left
-  (``NullFill``; the boxes themselves are kept, ``KeepValue``);
-- an inpainting input (mask, masked image) becomes mask 1 and image 0: nothing is known, every
-  pixel is to be generated (``NullInpaint``).
+(its ``NullRule``: the ``null`` of the condition that reads the key, ``nn.conditions``).
 
 Training draws, per key and per sample, drop ~ Bernoulli(p_k); guidance runs the network on the
-condition and on the fully nulled condition and combines them as above.
+condition and on the fully nulled condition, as one batch of both, and combines them as above.
 """
 
 from __future__ import annotations
@@ -32,6 +23,7 @@ import torch
 from torch import Tensor
 
 from lit_genvision.methods.diffusion import Net
+from lit_genvision.nn.conditions.base import null_fill, null_text, null_vector
 
 
 def drop_labels(labels: Tensor, p: float, null_label: int, generator: torch.Generator | None = None) -> Tensor:
@@ -46,7 +38,8 @@ def drop_labels(labels: Tensor, p: float, null_label: int, generator: torch.Gene
 class NullRule(Protocol):
     """What dropping a condition key means: ``rule(key, value, drop)`` returns the cond entries
     that replace ``{key: value}``, with the samples where ``drop`` (B,) is True nulled. ``value``
-    is a tensor with the batch first, or a list with one entry per sample (text)."""
+    is a tensor with the batch first, or a list with one entry per sample (text). A condition's
+    ``null`` method (``nn.conditions``) is one."""
 
     def __call__(self, key: str, value: Any, drop: Tensor) -> dict[str, Any]: ...
 
@@ -58,62 +51,35 @@ class NullLabel:
     null_label: int
 
     def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
-        return NullFill(self.null_label)(key, value, drop)
+        return {key: null_fill(value, drop, self.null_label)}
 
 
 @dataclass(frozen=True)
 class NullVector:
-    """A per-sample vector v (B, D) is dropped to zeros, and ``<key>_null`` (B,) flags the dropped
-    samples so that the network uses its learned null embedding there (zeros alone could be a
-    genuine condition). A flag already present is kept: null stays null."""
+    """A per-sample vector is dropped to zeros flagged by ``<key>_null`` (``nn.conditions.null_vector``)."""
 
     def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
-        drop = drop.to(value.device)
-        flag = drop.view(-1, *([1] * (value.dim() - 1)))
-        return {key: torch.where(flag, torch.zeros_like(value), value), f"{key}_null": drop}
+        return null_vector(key, value, drop)
 
 
 @dataclass(frozen=True)
 class NullFill:
-    """Every entry of a dropped sample's value is set to ``fill``: v'_i = fill if drop_i else v_i,
-    for a value of any shape (B, …). A semantic map's null is the null class K (``fill=K``), box
-    labels' is the padding −1 (no box), an inpainting mask's is 1 (nothing known)."""
+    """Every entry of a dropped sample's value is set to ``fill`` (``nn.conditions.null_fill``)."""
 
     fill: float
 
     def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
-        flag = drop.to(value.device).view(-1, *([1] * (value.dim() - 1)))
-        return {key: torch.where(flag, torch.full_like(value, self.fill), value)}
+        return {key: null_fill(value, drop, self.fill)}
 
 
 @dataclass(frozen=True)
 class NullText:
-    """A prompt is dropped to ``null`` (the empty prompt "" by default), which the text encoder
-    encodes like any prompt; the classifier-free guidance convention of Stable Diffusion."""
+    """A prompt is dropped to ``null`` (the empty prompt "" by default; ``nn.conditions.null_text``)."""
 
     null: str = ""
 
     def __call__(self, key: str, value: list[str], drop: Tensor) -> dict[str, list[str]]:
-        return {key: [self.null if d else text for text, d in zip(value, drop.tolist(), strict=True)]}
-
-
-@dataclass(frozen=True)
-class KeepValue:
-    """A key that is never nulled itself (a layout's ``boxes``: its ``box_labels`` carry the drop)."""
-
-    def __call__(self, key: str, value: Any, drop: Tensor) -> dict[str, Any]:
-        return {key: value}
-
-
-@dataclass(frozen=True)
-class NullInpaint:
-    """An inpainting input (B, 1 + C, h, w) = [mask m, masked image E((1 − m)·x)] is dropped to
-    m = 1, image = 0: nothing known (the unconditional model generates every pixel)."""
-
-    def __call__(self, key: str, value: Tensor, drop: Tensor) -> dict[str, Tensor]:
-        null = torch.cat([torch.ones_like(value[:, :1]), torch.zeros_like(value[:, 1:])], dim=1)
-        flag = drop.to(value.device).view(-1, 1, 1, 1)
-        return {key: torch.where(flag, null, value)}
+        return {key: null_text(value, drop, self.null)}
 
 
 def _batch_size(value: Any) -> int | None:
@@ -221,40 +187,39 @@ def _concat(a: Any, b: Any) -> Any:
     return a
 
 
-def classifier_free_guidance(net: Net, scale: float, null_label: int | Conditioning) -> Net:
-    """Wrap ``net`` so that it returns u + s·(c − u); both branches run in one batched call of 2B.
+def concat_conditions(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Two conditions with the same entries as one batch of both (``a``'s samples first)."""
+    return {k: _concat(v, b[k]) for k, v in a.items()}
 
-    ``null_label``: the null class index K (labels only), or a ``Conditioning``, whose every key
-    present in ``cond`` is nulled by its rule in the unconditional branch.
-    """
-    if isinstance(null_label, Conditioning):
-        return _guided(net, scale, null_label)
 
-    def guided(x: Tensor, t: Tensor, cond: dict | None) -> Tensor:
-        if scale == 1.0 or not cond or "label" not in cond:
-            return net(x, t, cond)
-        null = {**cond, "label": torch.full_like(cond["label"], null_label)}
-        if scale == 0.0:
-            return net(x, t, null)
-        both = {k: torch.cat([v, null[k]]) if isinstance(v, Tensor) else v for k, v in cond.items()}
+def guided(net: Net, scale: float) -> Net:
+    """``net`` called on a batch of both branches, ``cond`` holding the conditional then the null condition of B
+    samples each: u + s·(c − u) for x (B, …), with c, u the two halves of net([x, x], [t, t], cond)."""
+
+    def step(x: Tensor, t: Tensor, both: Any) -> Tensor:
         c, u = net(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
         return u + scale * (c - u)
 
-    return guided
+    return step
 
 
-def _guided(net: Net, scale: float, conditioning: Conditioning) -> Net:
-    """Classifier-free guidance over every key of ``conditioning``."""
+def classifier_free_guidance(net: Net, scale: float, null_label: int | Conditioning) -> Net:
+    """Wrap ``net`` so that each call ``net(x, t, cond)`` returns u + s·(c − u), both branches built from ``cond``
+    at every call and run as one batch of 2B (``guided``): for a network that reads its raw condition. (A model's
+    ``guided_net`` builds the branches once per sample and encodes them once.)
 
-    def guided(x: Tensor, t: Tensor, cond: dict | None) -> Tensor:
+    ``null_label``: the null class K of a label-only model, or a ``Conditioning``, whose every key present in
+    ``cond`` is nulled by its rule in the unconditional branch.
+    """
+    conditioning = null_label if isinstance(null_label, Conditioning) else Conditioning.labels(null_label)
+    both_branches = guided(net, scale)
+
+    def call(x: Tensor, t: Tensor, cond: dict | None) -> Tensor:
         if scale == 1.0 or not cond or not any(k in cond for k in conditioning.batch_keys):
             return net(x, t, cond)
         null = conditioning.null(cond)
         if scale == 0.0:
             return net(x, t, null)
-        kept = conditioning.null(cond, keep=True)  # same entries as ``null``, nothing nulled
-        both = {k: _concat(v, null[k]) for k, v in kept.items()}
-        c, u = net(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
-        return u + scale * (c - u)
+        return both_branches(x, t, concat_conditions(conditioning.null(cond, keep=True), null))
 
-    return guided
+    return call

@@ -60,7 +60,7 @@ def generate_batches(
     batch_size: int,
     seed: int,
     steps: int | None = None,
-    sampler: object | None = None,
+    options: Any = None,
     labels: Tensor | None = None,
     cond: dict[str, Any] | None = None,
     rank: int = 0,
@@ -74,6 +74,7 @@ def generate_batches(
     (from ``--label``) and of ``cond`` (a condition for every sample of the run: ``--prompt``,
     ``--layout`` …) for samples first … first + n − 1, or else the model's default — balanced labels,
     or class prompts — so sample i of the run has label i mod K however the run is batched or sharded.
+    ``options`` (``SampleOptions``) go to every ``sample`` call.
     """
     for b, first in enumerate(range(0, num, batch_size)):
         if b % world != rank:
@@ -84,7 +85,7 @@ def generate_batches(
             given["label"] = labels[first : first + n].to(model.device)
         batch_cond = model.sample_cond(n, given or None, offset=first)
         g = batch_generator(seed, b, model.device)
-        images = model.sample(n, cond=batch_cond, steps=steps, generator=g, sampler=sampler).cpu()
+        images = model.sample(n, cond=batch_cond, steps=steps, generator=g, options=options).cpu()
         asked = batch_cond or {}
         label = asked.get("label")
         yield GeneratedBatch(b, images, None if label is None else label.cpu(), asked.get("text"))

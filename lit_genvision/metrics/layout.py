@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lit_genvision.data.scenes import INK_THRESHOLD
-from lit_genvision.nn.conditioned import layout_to_map
+from lit_genvision.nn.conditions import layout_to_map
 
 #: Margin added around a tight ink box on each side, as a share of the box's longer side.
 MARGIN = 0.0

@@ -5,10 +5,13 @@ from lit_genvision.models.base import GenerativeModel, PlatformModule
 from lit_genvision.models.captioner import CaptionerModel
 from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.clip import CLIPModel
+from lit_genvision.models.conditional import ConditionalModel
+from lit_genvision.models.denoising import DenoisingModel
 from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.first_stage import FirstStage
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
+from lit_genvision.models.optim import LinearWarmup
 from lit_genvision.models.pretrained import freeze, load_model, load_pretrained, record_pretrained
 from lit_genvision.models.progan import ProGANModel
 from lit_genvision.models.stylegan import StyleGANModel
@@ -23,6 +26,9 @@ __all__ = [
     "AutoencoderModel",
     "VAEModel",
     "Classifier",
+    "ConditionalModel",
+    "DenoisingModel",
+    "LinearWarmup",
     "DiffusionModel",
     "FirstStage",
     "FlowMatchingModel",

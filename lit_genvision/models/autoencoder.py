@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.methods.vae import (
     Reconstruction,
     kl_divergence,
@@ -216,15 +217,15 @@ class VAEModel(_Latent, GenerativeModel):
         cond: dict | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
-        sampler: object | None = None,
-        guidance: float | None = None,
-        noise: Tensor | None = None,
-        temperature: float | None = None,
+        options: SampleOptions | None = None,
     ) -> Tensor:
-        """Decode z ~ p(z) (or ``noise``, a batch of latents): (num, C, H, W) in [-1, 1].
+        """Decode z ~ p(z) (or ``options.noise``, a batch of latents): (num, C, H, W) in [-1, 1].
 
-        One decoder pass of an unconditional model: every other option is refused.
+        One decoder pass of an unconditional model: a condition, ``steps`` and every option but the noise are
+        refused.
         """
-        self.refuse_options(cond=cond, steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
+        options = self.checked(options, steps=steps)
+        self.sample_cond(num, cond)  # refuses a condition
+        noise = options.noise
         with self.eval_mode(self):
             return self.decode(self.sample_prior(num, generator) if noise is None else noise).clamp(-1, 1)

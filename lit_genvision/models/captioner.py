@@ -12,6 +12,7 @@ from torch import Tensor
 
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.data.captions import caption_digit
+from lit_genvision.methods.autoregressive import beam, decode
 from lit_genvision.models.base import PlatformModule
 from lit_genvision.models.clip import CLIPModel
 from lit_genvision.models.optim import adamw_with_warmup
@@ -26,6 +27,9 @@ class CaptionerModel(PlatformModule):
     Args:
         clip: path of a CLIP checkpoint written by ``lit-genvision fit`` (loaded frozen; its path
             and SHA-256 are recorded).
+        net: the decoder, e.g. ``CaptionDecoder(vocab_size, embed_dim, prefix_length, dim, depth, heads)`` by
+            class_path; its vocabulary and embedding width must be the CLIP's. None builds one from the scalars
+            below (the form of earlier revisions' configs).
         prefix_length: tokens the image embedding becomes (ClipCap: 10 for COCO; a few suffice here).
         dim: decoder width.
         depth: decoder blocks.
@@ -43,6 +47,7 @@ class CaptionerModel(PlatformModule):
     def __init__(
         self,
         clip: str,
+        net: CaptionDecoder | None = None,
         prefix_length: int = 4,
         dim: int = 128,
         depth: int = 3,
@@ -66,10 +71,17 @@ class CaptionerModel(PlatformModule):
             )
         record_pretrained(self, "clip", info)
         self.clip = model
-        tower = model.net.text_tower
-        self.net = CaptionDecoder(
-            tower.vocab_size, model.net.embed_dim, prefix_length, dim, depth, heads, dropout
-        )  # the tower's embedding rows: at least the tokenizer's vocabulary
+        tower = model.net.text_tower  # its embedding rows: at least the tokenizer's vocabulary
+        if net is None:
+            net = CaptionDecoder(tower.vocab_size, model.net.embed_dim, prefix_length, dim, depth, heads, dropout)
+        wanted = (tower.vocab_size, model.net.embed_dim)
+        if (net.vocab_size, net.embed_dim) != wanted:
+            raise ValueError(
+                f"the caption decoder reads {net.embed_dim}-wide embeddings into {net.vocab_size} tokens but the CLIP "
+                f"gives {wanted[1]}-wide ones and {wanted[0]} tokens; build it with vocab_size={wanted[0]}, "
+                f"embed_dim={wanted[1]}."
+            )
+        self.net = net
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.beam_width = beam_width
 
@@ -109,12 +121,12 @@ class CaptionerModel(PlatformModule):
         length = max_length or tok.max_length
         with self.eval_mode(self.net):
             emb = self.image_embedding(images.to(self.device))
-            bos, eot = tok.sot_id, tok.eot_id
+            prefix, bos = self.net.prefix_tokens(emb), torch.full((len(emb), 1), tok.sot_id, device=self.device)
             if width == 1:
-                ids = self.net.greedy(emb, bos, eot, length)
+                ids = decode(self.net, prefix, length - 1, given=bos, greedy=True, eot=tok.eot_id)
             else:
-                ids = self.net.beam(emb, bos, eot, length, width)
-        return tok.decode(ids.cpu())
+                ids = beam(self.net, prefix, length - 1, given=bos, eot=tok.eot_id, width=width)
+        return tok.decode(torch.cat([bos, ids], dim=1).cpu())
 
     def configure_optimizers(self) -> Any:
         return adamw_with_warmup(self.net.parameters(), self.lr, self.weight_decay, self.warmup_steps)

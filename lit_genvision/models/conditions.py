@@ -1,9 +1,9 @@
-"""What a conditioned generator prepares before its method runs: the null rule of each condition key,
-a text encoder's tokenizer trained on the data's captions, a latent space's scale factor measured on
-the training images, and the inpainting input built from images and masks.
+"""What a conditioned generator prepares at fit start, before its method runs: a text encoder's tokenizer
+trained on the data's captions, and a latent space's scale factor measured on the training images.
 
 Shared by every family that conditions a network through ``nn.ConditionedNet`` (diffusion and flow
-matching in pixel or latent space) and by CLIP, whose text tower is trained the same way.
+matching in pixel or latent space) and by CLIP, whose text tower is trained the same way. (The conditions
+themselves — keys, nulls, derivation, encoding — are ``nn.conditions``.)
 """
 
 from __future__ import annotations
@@ -12,34 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from lit_genvision.data.base import to_unit_range
-from lit_genvision.methods.guidance import KeepValue, NullFill, NullInpaint, NullRule, NullText
 from lit_genvision.methods.space import LatentSpace
 from lit_genvision.nn.text_tokenizer import BPETokenizer
 
-#: Condition keys a model builds itself from the batch's images (not read from the data module).
-DERIVED_KEYS = ("inpaint",)
 #: Training images over which a latent space's scale factor s = 1 / std(E(x)) is measured.
 SCALE_IMAGES = 2048
-
-
-def null_rule(key: str, net: nn.Module) -> NullRule:
-    """The null of condition key ``key`` of ``net`` (a ``ConditionedNet``); see ``methods.guidance``."""
-    rules: dict[str, Any] = {
-        "text": NullText(),
-        "box_labels": NullFill(-1),
-        "boxes": KeepValue(),
-        "inpaint": NullInpaint(),
-    }
-    if key == "semantic_map":
-        return NullFill(net.semantic_classes)
-    if key not in rules:
-        raise ValueError(f"no null rule for condition key {key!r}; the network reads a key this model cannot drop.")
-    return rules[key]
 
 
 def ensure_tokenizer(trainer: Any, encoder: nn.Module, vocab_size: int | None = None) -> BPETokenizer | None:
@@ -93,25 +74,3 @@ def ensure_scale(trainer: Any, space: nn.Module, device: torch.device) -> float 
     if datamodule is None or not hasattr(datamodule, "split"):
         raise ValueError("the latent space has no scale_factor and there is no data module to measure it on; pass one.")
     return space.fit_scale(images.to(device) for images in training_images(datamodule))
-
-
-def inpaint_input(space: nn.Module, images: Tensor, masks: Tensor) -> Tensor:
-    """The inpainting condition (B, 1 + C, h, w) of images in [-1, 1] and masks (B, 1, H, W), 1 = to generate:
-    [m↓, E((1 − m)·x)] with E the space's encoder and m↓ the mask at the sample resolution (a cell
-    is to be generated if any of its pixels is: max-pooling), LDM's 9-channel form for C = 4."""
-    masked = images * (1 - masks)  # unknown pixels → 0, the middle of [-1, 1]
-    latent = space.encode(masked)  # (B, C, h, w)
-    small = masks if masks.shape[-2:] == latent.shape[-2:] else F.adaptive_max_pool2d(masks, latent.shape[-2:])
-    return torch.cat([small.to(latent.dtype), latent], dim=1)
-
-
-def as_mask(masks: Tensor, images: Tensor) -> Tensor:
-    """Masks (N, H, W) or (N, 1, H, W), nonzero = to generate, as float (N, 1, H, W) on the images' device."""
-    if masks.dim() == 3:
-        masks = masks[:, None]
-    if masks.shape[0] != images.shape[0] or masks.shape[-2:] != images.shape[-2:] or masks.shape[1] != 1:
-        raise ValueError(
-            f"masks must be N×H×W matching the images ({images.shape[0]}×{images.shape[-2]}×{images.shape[-1]}), "
-            f"got {tuple(masks.shape)}; pass one mask per image, 1 where pixels are to be generated."
-        )
-    return (masks != 0).to(device=images.device, dtype=images.dtype)

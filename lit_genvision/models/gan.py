@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from lit_genvision.checks import check_betas, check_float, check_int
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.gan import GANLoss, d_loss, g_loss, gradient_penalty, r1_penalty
-from lit_genvision.models.base import GenerativeModel
+from lit_genvision.methods.sampling import SampleOptions
+from lit_genvision.models.conditional import ConditionalModel
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -24,7 +25,7 @@ def grad_norm(module: nn.Module) -> Tensor:
     return torch.cat(grads).norm() if grads else torch.zeros(())
 
 
-class GANModel(GenerativeModel):
+class GANModel(ConditionalModel):
     """DCGAN / WGAN-GP / conditional GAN, by configuration.
 
     Args:
@@ -207,20 +208,15 @@ class GANModel(GenerativeModel):
         cond: dict | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
-        sampler: object | None = None,
-        guidance: float | None = None,
-        noise: Tensor | None = None,
-        temperature: float | None = None,
+        options: SampleOptions | None = None,
     ) -> Tensor:
-        """G(z, c), z ~ N(0, I); c is ``cond`` (labels balanced over the classes if not given).
-
-        One generator pass: ``steps``, ``sampler``, ``guidance`` and ``temperature`` are refused.
-        """
-        self.refuse_options(steps=steps, sampler=sampler, guidance=guidance, temperature=temperature)
-        z = noise if noise is not None else self._z(num, generator)
+        """G(z, c), z ~ N(0, I) (or ``options.noise``); c is ``cond`` (labels balanced over the classes if not
+        given). One generator pass: ``steps`` and every sampler option but the noise are refused."""
+        options = self.checked(options, steps=steps)
+        z = options.noise if options.noise is not None else self._z(num, generator)
         with self.eval_mode(self.generator):
-            return self.draw(z, self.sample_cond(len(z), cond)).clamp(-1, 1)
+            return self.draw(z, self.sample_cond(len(z), cond), options).clamp(-1, 1)
 
-    def draw(self, z: Tensor, cond: dict | None) -> Tensor:
+    def draw(self, z: Tensor, cond: dict | None, options: SampleOptions | None = None) -> Tensor:
         """The generator's images for ``sample`` (eval mode is set by the caller)."""
         return self.generator(z, cond)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import torch
+
+from lit_genvision.checks import check_float, check_int
+
+
+def check_optimizer_arguments(lr: float, weight_decay: float, warmup_steps: int) -> None:
+    """The AdamW arguments of a model built with learning-rate scalars, checked at construction (a negative
+    warm-up once trained with a negative learning rate)."""
+    check_float("lr", lr, low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+    check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
+    check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
 
 
 def adamw_with_warmup(
@@ -16,8 +27,25 @@ def adamw_with_warmup(
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> Any:
     """AdamW, with a linear learning-rate warm-up over ``warmup_steps`` optimiser steps if > 0."""
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
-    if not warmup_steps:
+    optimizer = partial(torch.optim.AdamW, lr=lr, weight_decay=weight_decay, betas=betas)
+    return optimizers(params, optimizer, partial(LinearWarmup, warmup_steps=warmup_steps) if warmup_steps else None)
+
+
+class LinearWarmup(torch.optim.lr_scheduler.LambdaLR):
+    """A linear learning-rate warm-up over the first ``warmup_steps`` optimiser steps: η_k = η·min(1, (k + 1) / W),
+    stepped every optimiser step (``lr_scheduler: {class_path: lit_genvision.models.LinearWarmup, init_args:
+    {warmup_steps: 100}}`` beside an injected optimiser)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int) -> None:
+        check_int("warmup_steps", warmup_steps, low=1, hint="omit the scheduler for no warm-up")
+        self.warmup_steps = warmup_steps
+        super().__init__(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps))
+
+
+def optimizers(params: Iterable, optimizer: Callable | None, lr_scheduler: Callable | None) -> Any:
+    """What ``configure_optimizers`` returns for an injected optimiser (AdamW at 2e-4 when None) and an optional
+    scheduler, stepped every optimiser step."""
+    opt = optimizer(params) if optimizer is not None else torch.optim.AdamW(params, lr=2e-4, weight_decay=0.0)
+    if lr_scheduler is None:
         return opt
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup_steps))
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_scheduler(opt), "interval": "step"}}

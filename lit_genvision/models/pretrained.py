@@ -13,8 +13,9 @@ model's hyperparameters so the results store can say what it was built on.
 
 Rebuilding a model from its saved config imports and calls every class the config names, so a
 checkpoint could name any callable (``subprocess.Popen`` with arguments): ``check_class_paths``
-refuses a class outside the trusted modules — ``lit_genvision`` and ``torch.nn``, plus any that a
-user lists in ``LIT_GENVISION_TRUSTED_MODULES`` — before anything is imported.
+refuses a class outside the trusted modules — ``lit_genvision``, ``torch.nn`` and ``torch.optim`` (an
+injected optimiser), plus any that a user lists in ``LIT_GENVISION_TRUSTED_MODULES`` — before anything
+is imported.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ TRUSTED_ENV = "LIT_GENVISION_TRUSTED_MODULES"
 def trusted_modules() -> tuple[str, ...]:
     """The modules whose classes a checkpoint's saved config may build."""
     extra = (m.strip() for m in os.environ.get(TRUSTED_ENV, "").split(","))
-    return ("lit_genvision", "torch.nn", *(m for m in extra if m))
+    return ("lit_genvision", "torch.nn", "torch.optim", *(m for m in extra if m))
 
 
 def _class_paths(config: Any) -> list[str]:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_genvision.checks import check_float, check_int
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.gan import GANModel
 from lit_genvision.nn.progan import ProGANDiscriminator, ProGANGenerator
 
@@ -171,7 +172,7 @@ class ProGANModel(GANModel):
         stage, alpha = self.growth
         logs |= {"grow/stage": float(stage), "grow/alpha": alpha, "grow/resolution": float(self.resolution)}
 
-    def draw(self, z: Tensor, cond: dict | None) -> Tensor:
+    def draw(self, z: Tensor, cond: dict | None, options: SampleOptions | None = None) -> Tensor:
         """G(z) at the current stage and α: (num, C, R, R) with R the current resolution."""
         return self.generate(z, cond)
 

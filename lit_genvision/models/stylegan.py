@@ -16,13 +16,14 @@ w' = w̄ + ψ(w − w̄) and the stored noise maps (``noise_mode="const"``), so 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.gan import r1_penalty
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.gan import GANModel
 from lit_genvision.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
@@ -69,10 +70,11 @@ class StyleGANModel(GANModel):
         style_mixing: probability of mixing two ws at a random layer in training (0.9).
         lr: Adam learning rate of both networks before the lazy-regularisation correction (0.0025).
         betas: Adam betas before the correction ((0, 0.99)).
-        truncation_psi: ψ used by ``sample`` (1: none); ``sample --truncation`` sets it.
+        truncation_psi: ψ used by ``sample`` (1: none) unless ``SampleOptions.truncation`` gives another.
         augment: discriminator augmentation (see ``GANModel``; ADA is StyleGAN2-ADA's).
     """
 
+    accepts: ClassVar[frozenset[str]] = frozenset({"noise", "truncation"})
     d_steps: Tensor
     g_steps: Tensor
     pl_mean: Tensor
@@ -202,31 +204,40 @@ class StyleGANModel(GANModel):
         with self.eval_mode(self.generator):
             return self.generator.synthesis(ws, noise_mode="const").clamp(-1, 1)
 
-    def draw(self, z: Tensor, cond: dict | None) -> Tensor:
-        """G(z[, y]) with truncation ψ = ``truncation_psi`` around the tracked mean w̄ and the stored noise."""
-        return self.synthesise(self.ws(z, self._label(cond)))
+    def draw(self, z: Tensor, cond: dict | None, options: SampleOptions | None = None) -> Tensor:
+        """G(z[, y]) with truncation ψ (``options.truncation``, else ``truncation_psi``) around the tracked mean w̄
+        and the stored noise."""
+        return self.synthesise(self.ws(z, self._label(cond), self.psi_of(options)))
 
-    def sampling_protocol(self, steps: int | None = None, sampler: object | None = None) -> tuple[str, int]:
+    def psi_of(self, options: SampleOptions | None) -> float:
+        """ψ of one call: the options' truncation, else the model's ``truncation_psi``."""
+        return self.truncation_psi if options is None or options.truncation is None else options.truncation
+
+    def sampling_protocol(self, steps: int | None = None, options: SampleOptions | None = None) -> tuple[str, int]:
         """``direct``, or ``truncation ψ`` when ψ < 1 (a truncated model is ranked apart)."""
-        psi = self.truncation_psi
+        psi = self.psi_of(options)
         return ("direct" if psi == 1 else f"truncation{psi:g}"), 1
 
     @torch.no_grad()
-    def interpolate(self, a: Tensor, b: Tensor, num: int, *, cond: dict | None = None, **options: Any) -> Tensor:
+    def interpolate(
+        self, a: Tensor, b: Tensor, num: int, *, cond: dict | None = None, steps: int | None = None,
+        options: SampleOptions | None = None,
+    ) -> Tensor:  # fmt: skip
         """``num`` images along the straight line from w(a) to w(b) in W (StyleGAN's perceptual path
         length interpolates in W, where the mapping has untangled the factors)."""
-        self.refuse_options(**options)
-        label = self._label(cond)
-        wa = self.ws(a.to(self.device), None if label is None else label[:1])
-        wb = self.ws(b.to(self.device), None if label is None else label[:1])
+        options = self.checked(options, steps=steps)
+        label, psi = self._label(cond), self.psi_of(options)
+        wa = self.ws(a.to(self.device), None if label is None else label[:1], psi)
+        wb = self.ws(b.to(self.device), None if label is None else label[:1], psi)
         t = torch.linspace(0, 1, num, device=self.device)[:, None, None]
         return self.synthesise(torch.lerp(wa, wb, t))
 
     @torch.no_grad()
-    def style_mix(self, z_rows: Tensor, z_cols: Tensor, crossover: str) -> Tensor:
+    def style_mix(self, z_rows: Tensor, z_cols: Tensor, crossover: str, options: SampleOptions | None = None) -> Tensor:
         """The paper's style-mixing figure (StyleGAN Fig. 3): image (r, c) takes the ``crossover`` band's
         styles from row source r and every other layer's from column source c; (R·C, C, H, W), row-major."""
-        w_rows, w_cols = self.ws(z_rows.to(self.device)), self.ws(z_cols.to(self.device))
+        psi = self.psi_of(options)
+        w_rows, w_cols = self.ws(z_rows.to(self.device), psi=psi), self.ws(z_cols.to(self.device), psi=psi)
         base = w_cols[None].expand(len(w_rows), -1, -1, -1)  # (R, C, num_ws, w_dim)
         return self.synthesise(self.mix_band(base, w_rows[:, None], crossover).flatten(0, 1))
 

@@ -2,10 +2,10 @@
 second stage; the lecture's DALL-E), scored like any family because ``sample()`` decodes to images.
 
 Training maximises log p(c | y) = Σ_i log p(c_i | START_y, c_<i) on the token grids of training
-images (cross-entropy per token; see ``nn.token_prior``). Sampling draws c_i one at a time from
-softmax(logits / T), optionally restricted to the k most likely codes (top-k), reusing the keys and
-values of earlier tokens (KV cache); with a class-conditional prior, classifier-free guidance
-ℓ = ℓ_∅ + s·(ℓ_y − ℓ_∅) runs on the logits of the conditional and null start tokens.
+images (cross-entropy per token; see ``nn.token_prior``). Sampling is ``methods.autoregressive.decode``:
+c_i drawn one at a time from softmax(logits / T), optionally from the k most likely codes (top-k), with a
+KV cache; with a class-conditional prior, classifier-free guidance ℓ = ℓ_∅ + s·(ℓ_y − ℓ_∅) runs on the
+logits of the conditional and null start tokens (the prefix of length 1).
 """
 
 from __future__ import annotations
@@ -17,31 +17,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lit_genvision.checks import check_float, check_int
-from lit_genvision.models.base import GenerativeModel
+from lit_genvision.methods.autoregressive import decode, sample_logits
+from lit_genvision.methods.sampling import SampleOptions
+from lit_genvision.models.conditional import ConditionalModel
 from lit_genvision.models.diffusion import check_training_arguments
 from lit_genvision.models.optim import adamw_with_warmup
 from lit_genvision.models.pretrained import load_pretrained, record_pretrained
 from lit_genvision.models.tokenizer import VQModel
 from lit_genvision.nn.token_prior import TokenTransformer
 
-
-def sample_logits(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
-    """One code per row of logits (B, V): c ~ softmax(logits / T) over the top-k codes (all if None)."""
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = F.softmax(logits, dim=-1)
-    gdev = generator.device if generator is not None else probs.device
-    return torch.multinomial(probs.to(gdev), 1, generator=generator).to(probs.device).squeeze(1)
+__all__ = ["TokenPriorModel", "sample_logits"]
 
 
-class TokenPriorModel(GenerativeModel):
+class TokenPriorModel(ConditionalModel):
     """A causal transformer prior over the tokens of a frozen ``VQModel``.
 
     Args:
         tokenizer: path (or URL) of a tokenizer checkpoint written by ``lit-genvision fit``; it is
             loaded frozen (EMA weights when kept) and its path and SHA-256 are recorded.
+        net: the prior network, e.g. ``TokenTransformer(vocab_size, length, stages, dim, depth, heads,
+            num_classes)`` by class_path; its vocabulary, length and stages must be the tokenizer's. None
+            builds one from the scalars below (the form of earlier revisions' configs).
         dim: transformer width.
         depth: transformer blocks.
         heads: attention heads.
@@ -58,12 +54,14 @@ class TokenPriorModel(GenerativeModel):
 
     family = "token_prior"
     requires: ClassVar[tuple[str, ...]] = ("image",)
+    accepts: ClassVar[frozenset[str]] = frozenset({"guidance", "temperature", "top_k"})
     #: What the EMA averages: the transformer (the tokenizer is frozen).
     ema_modules: ClassVar[tuple[str, ...]] = ("net",)
 
     def __init__(
         self,
         tokenizer: str,
+        net: TokenTransformer | None = None,
         dim: int = 256,
         depth: int = 8,
         heads: int = 8,
@@ -94,7 +92,16 @@ class TokenPriorModel(GenerativeModel):
         self.grid = model.token_shape()
         stages = self.grid[2] if len(self.grid) == 3 else 1
         length = self.grid[0] * self.grid[1] * stages
-        self.net = TokenTransformer(model.vocab_size, length, stages, dim, depth, heads, num_classes, dropout)
+        if net is None:
+            net = TokenTransformer(model.vocab_size, length, stages, dim, depth, heads, num_classes, dropout)
+        got = (net.vocab_size, net.length, net.stages)
+        if got != (model.vocab_size, length, stages):
+            raise ValueError(
+                f"the prior network models {got[0]} codes × {got[1]} tokens in {got[2]} stage(s) but the tokenizer "
+                f"gives {model.vocab_size} × {length} in {stages}; build it with vocab_size={model.vocab_size}, "
+                f"length={length}, stages={stages}."
+            )
+        self.net = net
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.label_dropout, self.guidance_scale = label_dropout, guidance_scale
         self.temperature, self.top_k = temperature, top_k
@@ -122,9 +129,16 @@ class TokenPriorModel(GenerativeModel):
     def configure_optimizers(self) -> Any:
         return adamw_with_warmup(self.net.parameters(), self.lr, self.weight_decay, self.warmup_steps)
 
-    def sampling_protocol(self, steps: int | None = None, sampler: object | None = None) -> tuple[str, int]:
-        name = f"ar(T={self.temperature:g}" + (f",top{self.top_k})" if self.top_k else ")")
-        return self.guided_protocol(name, self.net.length)
+    def sampling_protocol(self, steps: int | None = None, options: SampleOptions | None = None) -> tuple[str, int]:
+        options = options or SampleOptions()
+        temperature, top_k = self.decoding(options)
+        name = f"ar(T={temperature:g}" + (f",top{top_k})" if top_k else ")")
+        return self.guided_protocol(name, self.net.length, options.guidance)
+
+    def decoding(self, options: SampleOptions) -> tuple[float, int | None]:
+        """(temperature, top-k) of one call: the options', else the model's."""
+        temperature = self.temperature if options.temperature is None else options.temperature
+        return temperature, self.top_k if options.top_k is None else options.top_k
 
     @torch.no_grad()
     def sample(
@@ -134,40 +148,22 @@ class TokenPriorModel(GenerativeModel):
         cond: dict | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
-        sampler: object | None = None,
-        guidance: float | None = None,
-        noise: Tensor | None = None,
-        temperature: float | None = None,
-        top_k: int | None = None,
+        options: SampleOptions | None = None,
     ) -> Tensor:
-        """Draw L tokens one by one (KV cache) and decode them: (num, C, H, W) in [-1, 1].
+        """Draw L tokens one by one (``methods.autoregressive.decode``) and decode them: (num, C, H, W) in [-1, 1].
 
-        ``steps``, ``sampler`` and ``noise`` are refused (the sequence length is the tokenizer's);
-        ``guidance`` needs a class-conditional prior.
+        ``steps`` and ``noise`` are refused (the sequence length is the tokenizer's); ``guidance`` needs a
+        class-conditional prior.
         """
-        self.refuse_options(steps=steps, sampler=sampler, noise=noise)
-        if guidance is not None and not self.conditioning:
-            self.refuse_options(guidance=guidance)
-        temperature = self.temperature if temperature is None else temperature
-        check_float("temperature", temperature, low=0, low_open=True, hint="pass 1 to sample the model as trained")
-        top_k = self.top_k if top_k is None else top_k
-        scale = self.guidance_scale if guidance is None else guidance
+        options = self.checked(options, steps=steps)
+        scale = self.guidance_of(options.guidance)
+        temperature, top_k = self.decoding(options)
         cond = self.sample_cond(num, cond)
-        labels = cond["label"] if cond else None
-        guided = labels is not None and scale != 1.0
-        batch = 2 * num if guided else num
-        start = self.net.start_ids(labels, num, self.device)
-        if guided:  # conditional rows, then the same rows with the null start token
-            start = torch.cat([start, self.net.start_ids(None, num, self.device)])
-        codes = torch.empty(num, self.net.length, dtype=torch.long, device=self.device)
         with self.eval_mode(self.net):
-            cache, ids = self.net.new_cache(), start
-            for i in range(self.net.length):
-                logits = self.net.step(ids, cache)  # (batch, V)
-                if guided:
-                    c, u = logits.chunk(2)
-                    logits = u + scale * (c - u)
-                codes[:, i] = sample_logits(logits, temperature, top_k, generator)
-                ids = self.net.code_ids(codes[:, i : i + 1], i)
-                ids = torch.cat([ids, ids]) if batch != num else ids
+            prefix = self.net.prefix_tokens(cond, num, self.device)
+            null = self.net.prefix_tokens(None, num, self.device) if cond and scale != 1.0 else None
+            codes = decode(
+                self.net, prefix, self.net.length, null_prefix=null, guidance=scale, temperature=temperature,
+                top_k=top_k, generator=generator,
+            )  # fmt: skip
         return self.tokenizer.decode_indices(codes.view(num, *self.grid))

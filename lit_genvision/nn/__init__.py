@@ -3,7 +3,19 @@
 from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.captioner import CaptionDecoder
 from lit_genvision.nn.clip import CLIP, CLIPImageTower
-from lit_genvision.nn.conditioned import ConditionedNet, SemanticEncoder, layout_to_map
+from lit_genvision.nn.conditioned import ConditionedNet, Encoded
+from lit_genvision.nn.conditions import (
+    Condition,
+    ImageEmbedding,
+    KnownRegion,
+    Label,
+    Layout,
+    SemanticEncoder,
+    SemanticMap,
+    Text,
+    Vector,
+    layout_to_map,
+)
 from lit_genvision.nn.convnet import FastResNet, SmallConvNet
 from lit_genvision.nn.dit import DIT_SIZES, DiT
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
@@ -34,7 +46,16 @@ from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
 from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
+    "Condition",
     "ConditionedNet",
+    "Encoded",
+    "ImageEmbedding",
+    "KnownRegion",
+    "Label",
+    "Layout",
+    "SemanticMap",
+    "Text",
+    "Vector",
     "MappingNetwork",
     "ProGANDiscriminator",
     "ProGANGenerator",

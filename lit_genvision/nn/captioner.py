@@ -5,7 +5,8 @@ causal transformer reads [prefix; w_0 … w_{t−1}] and predicts w_t, so
     p(w | I) = Π_t softmax(W_o h_t),   h = Transformer([MLP(E_I); Emb(w_<t)])
 
 with rotary positions over the whole sequence (prefix included). Training is teacher-forced
-cross-entropy on the caption tokens; `greedy` and `beam` decode.
+cross-entropy on the caption tokens; the network is an ``AutoregressiveNet`` whose prefix is MLP(E_I), decoded
+by ``methods.autoregressive`` (greedy, beam search) with a KV cache.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lit_genvision.nn.transformer import Transformer
+from lit_genvision.nn.transformer import KVCache, Transformer
 
 
 class CaptionDecoder(nn.Module):
@@ -42,7 +43,7 @@ class CaptionDecoder(nn.Module):
         kernels: str = "auto",
     ) -> None:
         super().__init__()
-        self.vocab_size, self.prefix_length, self.dim = vocab_size, prefix_length, dim
+        self.vocab_size, self.embed_dim, self.prefix_length, self.dim = vocab_size, embed_dim, prefix_length, dim
         hidden = dim * prefix_length // 2
         self.prefix = nn.Sequential(
             nn.Linear(embed_dim, hidden), nn.Tanh(), nn.Linear(hidden, dim * prefix_length)
@@ -51,58 +52,31 @@ class CaptionDecoder(nn.Module):
         self.transformer = Transformer(depth, dim, heads, dropout=dropout, causal=True, rope=True, kernels=kernels)
         self.head = nn.Linear(dim, vocab_size, bias=False)
 
+    def prefix_tokens(self, image_embedding: Tensor) -> Tensor:
+        """ClipCap's prefix: MLP(E_I) as ``prefix_length`` tokens (B, P, dim)."""
+        return self.prefix(image_embedding).view(len(image_embedding), self.prefix_length, self.dim)
+
+    def embed_tokens(self, tokens: Tensor, first: int) -> Tensor:
+        """Embeddings (B, n, dim) of caption tokens (positions are rotary: ``first`` is not needed)."""
+        return self.embed(tokens)
+
+    def step(self, x: Tensor, cache: list[KVCache]) -> Tensor:
+        """Logits (B, vocab) of the next token after ``x`` (B, n, dim), extending the KV ``cache``."""
+        return self.head(self.transformer(x, cache=cache)[:, -1])
+
+    def new_cache(self) -> list[KVCache]:
+        return self.transformer.new_cache()
+
     def forward(self, image_embedding: Tensor, ids: Tensor, mask: Tensor | None = None) -> Tensor:
         """Logits (B, T, vocab) where position t predicts token t + 1 of ``ids`` (B, T); ``mask``
         (B, T) is True at real tokens (padding is not attended to)."""
         b = len(ids)
-        prefix = self.prefix(image_embedding).view(b, self.prefix_length, self.dim)  # (B, P, dim)
-        x = torch.cat([prefix, self.embed(ids)], dim=1)  # (B, P + T, dim)
+        x = torch.cat([self.prefix_tokens(image_embedding), self.embed(ids)], dim=1)  # (B, P + T, dim)
         keep = None
         if mask is not None:
             keep = torch.cat([mask.new_ones(b, self.prefix_length), mask], dim=1)  # (B, P + T)
         h = self.transformer(x, mask=keep)  # (B, P + T, dim)
         return self.head(h[:, self.prefix_length :])  # (B, T, vocab)
-
-    @torch.no_grad()
-    def greedy(self, image_embedding: Tensor, bos: int, eot: int, max_length: int) -> Tensor:
-        """Greedy decoding: ids (B, ≤ max_length) starting with ``bos``; after ``eot`` a row repeats ``eot``."""
-        ids = torch.full((len(image_embedding), 1), bos, dtype=torch.long, device=image_embedding.device)
-        done = torch.zeros(len(ids), dtype=torch.bool, device=ids.device)
-        for _ in range(max_length - 1):
-            nxt = self(image_embedding, ids)[:, -1].argmax(-1)  # (B,)
-            nxt = torch.where(done, torch.full_like(nxt, eot), nxt)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-            done |= nxt == eot
-            if bool(done.all()):
-                break
-        return ids
-
-    @torch.no_grad()
-    def beam(self, image_embedding: Tensor, bos: int, eot: int, max_length: int, width: int = 3) -> Tensor:
-        """Beam search: for each image, the finished sequence of highest log-probability / length
-        (length-normalised, so short captions are not favoured) among ``width`` beams; ids (B, T)
-        padded with ``eot``."""
-        b, device = len(image_embedding), image_embedding.device
-        emb = image_embedding.repeat_interleave(width, dim=0)  # (B·W, E)
-        ids = torch.full((b * width, 1), bos, dtype=torch.long, device=device)
-        score = torch.zeros(b, width, device=device)
-        score[:, 1:] = -float("inf")  # all beams start identical: keep one alive at first
-        done = torch.zeros(b * width, dtype=torch.bool, device=device)
-        for _ in range(max_length - 1):
-            logp = self(emb, ids)[:, -1].float().log_softmax(-1)  # (B·W, V)
-            logp[done] = -float("inf")
-            logp[done, eot] = 0.0  # a finished beam only extends with eot, at no cost
-            total = (score.view(-1, 1) + logp).view(b, width * self.vocab_size)
-            score, flat = total.topk(width, dim=1)  # (B, W)
-            parent = flat // self.vocab_size + torch.arange(b, device=device)[:, None] * width  # (B, W)
-            token = (flat % self.vocab_size).view(-1)
-            ids = torch.cat([ids[parent.view(-1)], token[:, None]], dim=1)
-            done = done[parent.view(-1)] | (token == eot)
-            if bool(done.all()):
-                break
-        lengths = ((ids != eot).sum(1) + 1).clamp(max=ids.shape[1]).view(b, width).float()
-        best = (score / lengths).argmax(1) + torch.arange(b, device=device) * width
-        return ids[best]
 
 
 __all__ = ["CaptionDecoder"]

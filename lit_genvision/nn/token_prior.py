@@ -9,7 +9,8 @@ codes of a position depth-first (coarse to fine) before the next position, so th
 and the network models p(c_i | START_y, c_<i) with one softmax over the V codes of the stage that
 position i belongs to (stage i mod N, each stage with its own input embedding). START_y is the class
 token y ∈ {0 … K−1}, or the null token K of an unconditional model (or a dropped label).
-Positions are rotary (RoPE), so the same weights decode step by step with a KV cache.
+Positions are rotary (RoPE), so the same weights decode step by step with a KV cache: the network is an
+``AutoregressiveNet`` for ``methods.autoregressive.decode`` — START_y is its prefix of length 1.
 """
 
 from __future__ import annotations
@@ -72,13 +73,21 @@ class TokenTransformer(nn.Module):
 
     def forward(self, codes: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         """Teacher forcing: logits (B, L, V) of every code c_i given START_y and c_<i."""
-        labels = (cond or {}).get("label") if self.num_classes else None
-        ids = torch.cat([self.start_ids(labels, len(codes), codes.device), self.code_ids(codes[:, :-1], 0)], 1)
-        return self.head(self.transformer(self.embed(ids)))
+        x = torch.cat([self.prefix_tokens(cond, len(codes), codes.device), self.embed_tokens(codes[:, :-1], 0)], dim=1)
+        return self.head(self.transformer(x))
 
-    def step(self, ids: Tensor, cache: list[KVCache]) -> Tensor:
-        """Logits (B, V) of the next code after ``ids`` (B, n), extending the KV ``cache``."""
-        return self.head(self.transformer(self.embed(ids), cache=cache))[:, -1]
+    def prefix_tokens(self, cond: dict[str, Tensor] | None, batch: int, device: torch.device) -> Tensor:
+        """The embedded START_y (B, 1, dim) of ``cond``'s labels (none, or an unconditional network: the null)."""
+        labels = (cond or {}).get("label") if self.num_classes else None
+        return self.embed(self.start_ids(labels, batch, device))
+
+    def embed_tokens(self, tokens: Tensor, first: int) -> Tensor:
+        """Embeddings (B, n, dim) of codes c_first … c_{first+n−1}: their stage's rows."""
+        return self.embed(self.code_ids(tokens, first))
+
+    def step(self, x: Tensor, cache: list[KVCache]) -> Tensor:
+        """Logits (B, V) of the next code after the embeddings ``x`` (B, n, dim), extending the KV ``cache``."""
+        return self.head(self.transformer(x, cache=cache))[:, -1]
 
     def new_cache(self) -> list[KVCache]:
         return self.transformer.new_cache()

@@ -134,6 +134,13 @@ class KVCache:
         """Forget everything (a new sequence)."""
         self.k = self.v = self.mask = None
 
+    def reorder(self, index: Tensor) -> None:
+        """Keep the rows ``index`` (B',) of every stored tensor (beam search: each beam continues its parent)."""
+        if self.k is not None:
+            self.k, self.v = self.k[index], self.v[index]
+        if self.mask is not None:
+            self.mask = self.mask[index]
+
     def update(self, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """Append k, v (B, H, N, d) and their mask (B, N); return all keys, values and mask so far."""
         past = self.length

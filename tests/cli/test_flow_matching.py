@@ -13,6 +13,7 @@ from lit_genvision.data.digits import DigitsDataModule
 from lit_genvision.experiments import evaluate
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.store import ResultsStore
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.metrics.digits import load_digits_extractor
 
 FLOW = ROOT / "configs" / "flow_matching"
@@ -133,10 +134,12 @@ def test_conditional_sampling_feeds_requested_labels_to_the_network_and_guidance
     for s in (0.0, 1.0, 3.0):
         model.guidance_scale = s
         calls.clear()
-        outs[s] = model.sample(4, cond={"label": requested}, noise=noise.clone(), steps=3)
+        outs[s] = model.sample(4, cond={"label": requested}, options=SampleOptions(noise=noise.clone()), steps=3)
         assert calls and all(torch.equal(c, expected[s]) for c in calls), (s, calls)
     model.guidance_scale = 1.0
-    other = model.sample(4, cond={"label": torch.tensor([4, 5, 6, 7])}, noise=noise.clone(), steps=3)
+    other = model.sample(
+        4, cond={"label": torch.tensor([4, 5, 6, 7])}, options=SampleOptions(noise=noise.clone()), steps=3
+    )
     assert (other - outs[1.0]).abs().max() > 1e-4  # same noise, other labels: other samples
     assert (outs[0.0] - outs[3.0]).abs().max() > 1e-4
     model.guidance_scale = 3.0

@@ -84,7 +84,7 @@ def test_a_frozen_clip_text_tower_is_recorded_unchanged_and_rebuilt_without_its_
     tower = torch.load(clip, map_location="cpu", weights_only=True)["state_dict"]
     for key, value in tower.items():
         if key.startswith("net.text_tower.") and not key.endswith("_extra_state"):
-            assert torch.equal(saved["state_dict"][f"net.text_encoder.clip.{key[4:]}"], value), key  # frozen
+            assert torch.equal(saved["state_dict"][f"net.conditions.text.encoder.clip.{key[4:]}"], value), key  # frozen
     clip.unlink()  # the CLIP file is gone: the model rebuilds from its own checkpoint
     model = load_model(ckpt, generative=True)
     assert not any(p.requires_grad for p in model.net.text_encoder.parameters())

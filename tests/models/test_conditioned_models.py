@@ -8,11 +8,10 @@ import torch
 
 from lit_genvision.data import DigitsDataModule
 from lit_genvision.methods import DDIMSampler, LinearSchedule
-from lit_genvision.methods.guidance import KeepValue, NullFill, NullInpaint, NullText
 from lit_genvision.methods.masks import MaskGenerator
 from lit_genvision.models import DiffusionModel, FlowMatchingModel, ODESampler
-from lit_genvision.models.conditions import inpaint_input
 from lit_genvision.nn import BPETokenizer, ConditionedNet, LearnedTextEmbedding, UNet
+from lit_genvision.nn.conditions import KnownRegion, known_region_input
 
 PROMPTS = ["a zero", "a one", "a two"]
 
@@ -40,13 +39,15 @@ def test_each_condition_key_has_its_null_rule_and_dropout():
         semantic_classes=11, semantic_from="boxes", semantic_size=8, inpainting=True,
     )  # fmt: skip
     model = DiffusionModel(net, cond_dropout={"text": 0.3, "box_labels": 0.2, "inpaint": 0.1})
-    keys = {k.key: (k.dropout, k.null) for k in model.conditioning}
-    assert keys == {
-        "text": (0.3, NullText()),
-        "boxes": (0.0, KeepValue()),  # a layout drops through its labels
-        "box_labels": (0.2, NullFill(-1)),
-        "inpaint": (0.1, NullInpaint()),
-    }
+    keys = {k.key: k.dropout for k in model.conditioning}
+    assert keys == {"text": 0.3, "boxes": 0.0, "box_labels": 0.2, "inpaint": 0.1}  # a layout drops through its labels
+    nulls, drop = {k.key: k.null for k in model.conditioning}, torch.tensor([True, False])
+    assert nulls["text"]("text", ["a one", "a two"], drop) == {"text": ["", "a two"]}
+    boxes = torch.rand(2, 1, 4)
+    assert nulls["boxes"]("boxes", boxes, drop)["boxes"] is boxes
+    assert nulls["box_labels"]("box_labels", torch.tensor([[3], [4]]), drop)["box_labels"].tolist() == [[-1], [4]]
+    inpaint = torch.rand(2, 2, 8, 8)
+    assert torch.equal(nulls["inpaint"]("inpaint", inpaint, drop)["inpaint"][0, 0], torch.ones(8, 8))
     assert model.required_keys() == ("image", "text", "boxes", "box_labels")  # inpaint is built from the image
 
 
@@ -54,17 +55,22 @@ def test_a_semantic_map_drops_to_the_null_class():
     net = ConditionedNet(unet(1 + 4), semantic="concat", semantic_classes=3)
     model = DiffusionModel(net)
     (key,) = model.conditioning.keys
-    assert key.key == "semantic_map" and key.null == NullFill(3)
+    semantic = torch.zeros(2, 4, 4, dtype=torch.long)
+    nulled = key.null("semantic_map", semantic, torch.tensor([True, False]))["semantic_map"]
+    assert key.key == "semantic_map" and (nulled[0] == 3).all() and (nulled[1] == 0).all()
 
 
 def test_null_inpaint_knows_nothing_and_keep_value_keeps_boxes():
     value = torch.rand(3, 2, 4, 4)
     drop = torch.tensor([True, False, True])
-    out = NullInpaint()("inpaint", value, drop)["inpaint"]
+    out = KnownRegion().null("inpaint", value, drop)["inpaint"]
     assert (out[drop, 0] == 1).all() and (out[drop, 1] == 0).all()
     assert torch.equal(out[1], value[1])
+    layout = ConditionedNet(
+        unet(1 + 12), semantic="concat", semantic_classes=11, semantic_from="boxes", semantic_size=8
+    )
     boxes = torch.rand(3, 2, 4)
-    assert KeepValue()("boxes", boxes, drop)["boxes"] is boxes
+    assert layout.conditions["layout"].null("boxes", boxes, drop)["boxes"] is boxes
 
 
 def test_class_prompts_are_the_default_condition_cycled_over_samples():
@@ -92,7 +98,7 @@ def test_the_inpainting_input_is_the_mask_and_the_masked_image():
     images = torch.rand(2, 1, 8, 8) * 2 - 1
     masks = torch.zeros(2, 1, 8, 8)
     masks[:, :, 2:6, 2:6] = 1
-    got = inpaint_input(model.space, images, masks)
+    got = known_region_input(model.space.encode, images, masks)
     assert torch.equal(got[:, :1], masks)
     assert torch.equal(got[:, 1:], images * (1 - masks))  # unknown pixels are 0, the middle of [-1, 1]
 

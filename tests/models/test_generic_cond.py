@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from lit_genvision.data import load_digits_uint8
 from lit_genvision.methods import DDIMSampler, LinearSchedule
 from lit_genvision.methods.guidance import classifier_free_guidance, drop_labels
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models import DiffusionModel, FlowMatchingModel, GANModel
 from lit_genvision.models.flow_matching import ODESampler
 from lit_genvision.nn import UNet
@@ -85,7 +86,10 @@ def test_vector_conditional_diffusion_trains_and_samples_with_guidance():
 
     seen.clear()
     cond = {"vector": torch.eye(DIM)[[3, 7]] @ rotation()}
-    samples = {s: model.sample(2, cond=cond, guidance=s, generator=torch.Generator().manual_seed(1)) for s in (1, 2)}
+    samples = {
+        s: model.sample(2, cond=cond, options=SampleOptions(guidance=s), generator=torch.Generator().manual_seed(1))
+        for s in (1, 2)
+    }
     hook.remove()
     guided_calls = seen[len(seen) // 2 :]  # the guided run: one call of 2B per step
     assert len(guided_calls) == 4 and all(len(c["vector"]) == 4 for c in guided_calls)
@@ -96,7 +100,7 @@ def test_vector_conditional_diffusion_trains_and_samples_with_guidance():
     # s = 0 is the unconditional model: the learned null embedding, as when no vector is given
     g = torch.Generator
     torch.testing.assert_close(
-        model.sample(2, cond=cond, guidance=0, generator=g().manual_seed(1)),
+        model.sample(2, cond=cond, options=SampleOptions(guidance=0), generator=g().manual_seed(1)),
         model.sample(2, generator=g().manual_seed(1)),
     )
 
@@ -107,7 +111,10 @@ def test_vector_conditional_flow_matching_samples_with_guidance():
     for p in model.net.parameters():  # zero-initialised layers would hide the condition
         torch.nn.init.normal_(p, std=0.1)
     cond = {"vector": torch.randn(2, DIM)}
-    a, b = (model.sample(2, cond=cond, guidance=s, generator=torch.Generator().manual_seed(0)) for s in (1, 3))
+    a, b = (
+        model.sample(2, cond=cond, options=SampleOptions(guidance=s), generator=torch.Generator().manual_seed(0))
+        for s in (1, 3)
+    )
     assert not torch.allclose(a, b)
 
 
@@ -141,7 +148,8 @@ def test_label_conditional_models_drop_and_guide_as_before(family):
     x, t, cond = torch.randn(4, 1, 8, 8), torch.tensor([1.0, 50.0, 300.0, 900.0]), model.sample_cond(4, None)
     assert cond["label"].tolist() == [0, 1, 2, 3]
     for s in (0.0, 1.0, 2.0):
-        assert torch.equal(model.guided_net(s)(x, t, cond), classifier_free_guidance(net, s, 10)(x, t, cond))
+        guided, encoded = model.guided_net(cond, x, s)  # the branches built (and encoded) once per sample()
+        assert torch.equal(guided(x, t, encoded), classifier_free_guidance(net, s, 10)(x, t, cond))
 
 
 def gan(**kw) -> GANModel:
@@ -167,7 +175,7 @@ def test_vector_conditional_gan_trains_on_the_vector_through_both_networks():
         assert conds and all(set(c) == {"vector"} and c["vector"].shape[1] == DIM for c in conds), name
     vectors = torch.eye(DIM)[[2, 2, 5]] @ rotation()
     z = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).expand(3, 8)  # one z, three conditions
-    images = model.sample(3, cond={"vector": vectors}, noise=z)
+    images = model.sample(3, cond={"vector": vectors}, options=SampleOptions(noise=z))
     torch.testing.assert_close(images[0], images[1])  # same z, same vector
     assert (images[0] - images[2]).abs().max() > 100 * (images[0] - images[1]).abs().max()  # another vector
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lit_genvision.methods.gan import r1_penalty
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models import GANModel, ProGANModel, StyleGANModel
 from lit_genvision.models.progan import growth
 from lit_genvision.models.stylegan import band_layers, band_of
@@ -120,7 +121,9 @@ def test_style_mix_takes_the_crossover_band_from_the_row_source_and_the_rest_fro
     ws[layers] = ws_rows[1, layers]
     torch.testing.assert_close(grid[1 * 3 + 2], model.synthesise(ws[None])[0])
     same = model.style_mix(z_rows, z_rows, "middle")  # a source mixed with itself is itself
-    torch.testing.assert_close(same[0], model.sample(1, noise=z_rows[:1])[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        same[0], model.sample(1, options=SampleOptions(noise=z_rows[:1]))[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_truncation_to_zero_draws_the_mean_image_for_every_z():
@@ -140,8 +143,8 @@ def test_interpolation_in_w_starts_and_ends_at_the_two_sources():
     model = stylegan(16)
     a, b = torch.randn(1, 8), torch.randn(1, 8)
     path = model.interpolate(a, b, 4)
-    torch.testing.assert_close(path[0], model.sample(1, noise=a)[0])
-    torch.testing.assert_close(path[-1], model.sample(1, noise=b)[0])
+    torch.testing.assert_close(path[0], model.sample(1, options=SampleOptions(noise=a))[0])
+    torch.testing.assert_close(path[-1], model.sample(1, options=SampleOptions(noise=b))[0])
 
 
 def test_lazy_r1_runs_every_interval_steps_scaled_by_the_interval():

@@ -1,5 +1,6 @@
-"""One ``sample()`` protocol for every family: each option is declared once in the base class, and
-a family with no use for an option refuses it in one sentence instead of ignoring it."""
+"""One ``sample()`` protocol for every family: the options are one ``SampleOptions`` object, each family
+declares the options it takes, and an option a family has no use for is refused in one sentence instead of
+being ignored."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import inspect
 import pytest
 import torch
 
-from lit_genvision.methods import DDIMSampler, LinearSchedule
+from lit_genvision.methods import DDIMSampler, LinearSchedule, SampleOptions
 from lit_genvision.models import DiffusionModel, FlowMatchingModel, GANModel, VAEModel
 from lit_genvision.models.base import GenerativeModel
 from lit_genvision.nn import ConvDecoder, ConvEncoder, DCGANDiscriminator, DCGANGenerator, UNet
 
-PROTOCOL = ("cond", "steps", "generator", "sampler", "guidance", "noise", "temperature")
+PROTOCOL = ("cond", "steps", "generator", "options")
 
 
 def unet(num_classes: int | None = None) -> UNet:
@@ -59,6 +60,20 @@ def test_every_family_samples_with_the_protocol_defaults(family):
     assert x.shape[0] == 3 and x.min() >= -1 and x.max() <= 1
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_option_a_family_accepts_is_a_sample_option(family):
+    model = FAMILIES[family]()
+    names = {f for f in SampleOptions.__dataclass_fields__} | {"steps"}
+    assert "noise" in model.accepts and model.accepts <= names
+
+
+def call(model, option: str, value):
+    """sample() with one option: ``cond`` and ``steps`` are arguments, the rest ``SampleOptions``."""
+    if option in ("cond", "steps"):
+        return model.sample(2, **{option: value})
+    return model.sample(2, options=SampleOptions(**{option: value}))
+
+
 @pytest.mark.parametrize(
     "family, option, value, message",
     [
@@ -66,7 +81,7 @@ def test_every_family_samples_with_the_protocol_defaults(family):
         ("gan", "guidance", 3.0, "does not take guidance="),
         ("gan", "temperature", 0.7, "does not take temperature="),
         ("vae", "steps", 10, "VAEModel (vae family) does not take steps="),
-        ("vae", "cond", {"label": torch.zeros(2, dtype=torch.long)}, "does not take cond="),
+        ("vae", "cond", {"label": torch.zeros(2, dtype=torch.long)}, "takes no condition"),
         ("diffusion", "temperature", 0.7, "DiffusionModel (diffusion family) does not take temperature= in sample()"),
         ("diffusion", "guidance", 3.0, "does not take guidance="),  # an unconditional network
         ("flow", "temperature", 0.7, "does not take temperature="),
@@ -74,7 +89,7 @@ def test_every_family_samples_with_the_protocol_defaults(family):
 )
 def test_an_option_a_family_has_no_use_for_is_refused(family, option, value, message):
     with pytest.raises(ValueError, match="^.*$") as err:
-        FAMILIES[family]().sample(2, **{option: value})
+        call(FAMILIES[family](), option, value)
     assert message in str(err.value)
     assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")  # one sentence
 
@@ -95,10 +110,10 @@ def test_guidance_argument_overrides_the_configured_scale(cls):
     noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     cond = {"label": torch.tensor([0, 1, 2, 3])}
     model.guidance_scale = 3.0
-    by_attribute = model.sample(4, cond=cond, noise=noise.clone(), steps=2)
+    by_attribute = model.sample(4, cond=cond, options=SampleOptions(noise=noise.clone()), steps=2)
     model.guidance_scale = 1.0
-    by_argument = model.sample(4, cond=cond, noise=noise.clone(), steps=2, guidance=3.0)
-    plain = model.sample(4, cond=cond, noise=noise.clone(), steps=2)
+    by_argument = model.sample(4, cond=cond, steps=2, options=SampleOptions(noise=noise.clone(), guidance=3.0))
+    plain = model.sample(4, cond=cond, options=SampleOptions(noise=noise.clone()), steps=2)
     torch.testing.assert_close(by_argument, by_attribute)
     assert (by_argument - plain).abs().max() > 0
 

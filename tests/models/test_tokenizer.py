@@ -94,10 +94,10 @@ def test_kv_cached_decoding_equals_teacher_forcing():
         torch.nn.init.normal_(p, std=0.3)
     codes, labels = torch.randint(0, 7, (2, 6)), torch.tensor([1, 2])
     full = net(codes, {"label": labels})  # (2, 6, 7)
-    cache, ids, stepped = net.new_cache(), net.start_ids(labels, 2, codes.device), []
+    cache, x, stepped = net.new_cache(), net.prefix_tokens({"label": labels}, 2, codes.device), []
     for i in range(6):
-        stepped.append(net.step(ids, cache))
-        ids = net.code_ids(codes[:, i : i + 1], i)
+        stepped.append(net.step(x, cache))
+        x = net.embed_tokens(codes[:, i : i + 1], i)
     torch.testing.assert_close(torch.stack(stepped, 1), full, atol=1e-5, rtol=1e-5)
 
 

@@ -12,6 +12,7 @@ from tests_helpers import Killed, kill_after
 
 from lit_genvision.callbacks.ema import averaged_names
 from lit_genvision.cli import main
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.methods.vae import sample_mixture
 from lit_genvision.models import VAEModel
 from lit_genvision.models.pretrained import load_model
@@ -77,7 +78,7 @@ def test_sample_decodes_latents_drawn_from_the_mixture_prior():
     z = sample_mixture(
         8, model.prior["logits"], model.prior["means"], -4.0 * torch.ones(3, 2), torch.Generator().manual_seed(1)
     )
-    torch.testing.assert_close(x, model.sample(8, noise=z), rtol=0, atol=0)
+    torch.testing.assert_close(x, model.sample(8, options=SampleOptions(noise=z)), rtol=0, atol=0)
     drawn = model.sample_prior(1000, torch.Generator().manual_seed(2))
     assert torch.cdist(drawn, model.prior["means"]).min(1).values.max() < 1.0  # every draw near a mean (σ ≈ 0.14)
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lit_genvision.nn import BPETokenizer, DiT, HFTextEncoder, LearnedTextEmbedding, UNet
-from lit_genvision.nn.conditioned import ConditionedNet, SemanticEncoder, layout_to_map
+from lit_genvision.nn.conditioned import ConditionedNet
+from lit_genvision.nn.conditions import SemanticEncoder, layout_to_map
 
 CAPTIONS = ["a seven", "a one", "the digit 3", "a thick two"]
 
@@ -165,4 +166,4 @@ def test_a_frozen_hugging_face_encoder_conditions_the_backbone_offline():
     assert out.shape == (2, 1, 8, 8)
     assert not any(p.requires_grad for p in net.text_encoder.parameters())
     out.sum().backward()
-    assert net.text_proj.weight.grad is not None  # the projection τ_θ trains; the encoder does not
+    assert net.conditions["text"].proj.weight.grad is not None  # the projection τ_θ trains; the encoder does not

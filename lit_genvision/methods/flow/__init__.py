@@ -2,7 +2,17 @@
 
 from lit_genvision.methods.flow.loss import TIME_SCALE, flow_matching_loss
 from lit_genvision.methods.flow.paths import AffinePath, LinearPath, VPPath, sample_times
-from lit_genvision.methods.flow.solvers import SOLVERS, ODEResult, dopri5, euler, heun, midpoint, rk4, solve
+from lit_genvision.methods.flow.solvers import (
+    SOLVERS,
+    ODEResult,
+    ODESampler,
+    dopri5,
+    euler,
+    heun,
+    midpoint,
+    rk4,
+    solve,
+)
 
 __all__ = [
     "SOLVERS",
@@ -10,6 +20,7 @@ __all__ = [
     "AffinePath",
     "LinearPath",
     "ODEResult",
+    "ODESampler",
     "VPPath",
     "dopri5",
     "euler",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lit_genvision.checks import check_float, check_int
+
 Velocity = Callable[[Tensor, Tensor], Tensor]  # f(x (B, …), t (B,)) → (B, …)
 
 
@@ -144,3 +146,38 @@ def solve(
     if name not in FIXED_STEP:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {name!r}.")
     return FIXED_STEP[name](f, x, t0, t1, steps)
+
+
+class ODESampler:
+    """Which solver integrates the learned flow, with its step count or tolerances.
+
+    Args:
+        solver: ``euler | midpoint | heun | rk4 | dopri5``.
+        steps: steps of a fixed-step solver.
+        rtol: dopri5 relative tolerance.
+        atol: dopri5 absolute tolerance.
+    """
+
+    def __init__(self, solver: str = "euler", steps: int = 20, rtol: float = 1e-3, atol: float = 1e-3) -> None:
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}.")
+        check_int("steps", steps, low=1, hint="pass the number of solver steps, e.g. 20")
+        check_float("rtol", rtol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
+        check_float("atol", atol, low=0, low_open=True, hint="pass a tolerance such as 1e-3")
+        self.solver, self.steps, self.rtol, self.atol = solver, steps, rtol, atol
+
+    @property
+    def name(self) -> str:
+        return f"dopri5(tol={self.rtol:g})" if self.solver == "dopri5" else self.solver
+
+    def nfe(self, steps: int | None = None) -> int | None:
+        """NFE of a fixed-step solver (None for dopri5: known only after the solve)."""
+        per_step = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}.get(self.solver)
+        return None if per_step is None else per_step * (steps or self.steps)
+
+    def __call__(self, f: Velocity, x: Tensor, t0: float, t1: float, steps: int | None = None) -> ODEResult:
+        """Integrate dx/dt = f(x, t) from t0 to t1 with this solver (``steps`` overrides the configured count)."""
+        return solve(self.solver, f, x, t0, t1, steps=steps or self.steps, rtol=self.rtol, atol=self.atol)
+
+    def __repr__(self) -> str:
+        return f"ODESampler({self.solver!r}, steps={self.steps}, rtol={self.rtol}, atol={self.atol})"

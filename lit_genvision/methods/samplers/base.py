@@ -54,15 +54,16 @@ class Sampler:
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
         clip: bool = True,
+        timesteps: list[int] | None = None,
     ) -> Tensor:
         """Denoise x_T (B, …) ~ N(0, I) into x_0 (B, …).
 
         x̂_0 is clipped to [-1, 1] when the sampler's ``clip_denoised`` and ``clip`` both say so:
         ``clip`` is the sampling space's (pixels bounded, latents not; see ``methods.space``).
+        ``timesteps`` walks a given descending sequence instead (the tail of one, to start part-way:
+        ``x_T`` is then x at its first timestep).
         """
-        if steps is None:
-            steps = self.steps if self.steps is not None else schedule.timesteps
-        seq = timestep_sequence(schedule.timesteps, steps)
+        seq = timesteps if timesteps is not None else self.timesteps(schedule, steps)
         x = x_T
         for i, t in enumerate(seq):
             t_prev = seq[i + 1] if i + 1 < len(seq) else -1
@@ -77,6 +78,12 @@ class Sampler:
             if callback is not None:
                 callback(i + 1, len(seq))
         return x
+
+    def timesteps(self, schedule: NoiseSchedule, steps: int | None = None) -> list[int]:
+        """The descending timesteps this sampler walks with ``steps`` steps (None: its own, or every one)."""
+        if steps is None:
+            steps = self.steps if self.steps is not None else schedule.timesteps
+        return timestep_sequence(schedule.timesteps, steps)
 
     @staticmethod
     def noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
