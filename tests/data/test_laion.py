@@ -211,3 +211,19 @@ def test_buffer_shuffle_is_a_seeded_permutation():
     assert sorted(a) == list(range(50)) and a != list(range(50))
     assert a == list(buffer_shuffle(range(50), 8, seeded_rng(0, 1)))
     assert a != list(buffer_shuffle(range(50), 8, seeded_rng(0, 2)))
+
+
+def test_names_moved_to_shards_and_stream_stay_importable_from_laion():
+    """Configs and checkpoints name classes by dotted path; the split must not break one."""
+    import importlib
+
+    from lit_genvision.data import laion, shards, stream
+
+    for name in laion.__all__:
+        obj = getattr(laion, name)
+        home = next((m for m in (shards, stream) if hasattr(m, name)), laion)
+        assert getattr(home, name) is obj, name
+    for path in ("lit_genvision.data.LaionDataModule", "lit_genvision.data.laion.LaionFilters"):
+        module, _, name = path.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), name), type)
+    assert issubclass(laion.LaionStream, stream.ShardStream)
