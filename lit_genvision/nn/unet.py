@@ -26,6 +26,8 @@ from torch import Tensor, nn
 
 from lit_genvision.nn import ops
 from lit_genvision.nn.embeddings import TimestepEmbedding
+from lit_genvision.nn.renames import layer_renames, rename_on_load
+from lit_genvision.nn.transformer import CrossAttention
 
 #: Cross-attention context: tokens (B, M, context_dim), or (tokens, padding mask (B, M), True = keep).
 Context = Tensor | tuple[Tensor, Tensor | None]
@@ -83,8 +85,9 @@ class ResidualBlock(nn.Module):
 
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over the H·W positions, and cross-attention to ``context``
-    (B, M, context_dim) when the block is built with ``context_dim`` — the latent-diffusion form
-    Q = W_Q φ(z_t), K = W_K τ(y), V = W_V τ(y)."""
+    (B, M, context_dim) when the block is built with ``context_dim``: `CrossAttention` (``cross``, output
+    projection zero-initialised) on LayerNorm(h), the latent-diffusion form Q = W_Q φ(z_t), K = W_K τ(y),
+    V = W_V τ(y)."""
 
     def __init__(
         self,
@@ -104,18 +107,18 @@ class AttentionBlock(nn.Module):
         self.proj = nn.Linear(channels, channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
-        self.cross = None
+        self.cross: CrossAttention | None = None
         if context_dim is not None:
             self.cross_norm = nn.LayerNorm(channels)
-            self.cross_q = nn.Linear(channels, channels)
-            self.cross_kv = nn.Linear(context_dim, 2 * channels)
-            self.cross = nn.Linear(channels, channels)
-            nn.init.zeros_(self.cross.weight)
-            nn.init.zeros_(self.cross.bias)
+            self.cross = CrossAttention(channels, context_dim, heads, kernels=kernels)
+            nn.init.zeros_(self.cross.proj.weight)
+            nn.init.zeros_(self.cross.proj.bias)
+            # before `CrossAttention`: cross_q, cross_kv and the output projection ``cross`` were the block's own
+            rename_on_load(self, layer_renames({"cross_q": "cross.q", "cross_kv": "cross.kv", "cross": "cross.proj"}))
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None) -> Tensor:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         q, k, v = (rearrange(a, "b n (h d) -> b h n d", h=self.heads) for a in (q, k, v))
-        out = ops.attention(q, k, v, key_padding_mask=key_mask, backend=self.kernels)  # (B, heads, N, d)
+        out = ops.attention(q, k, v, backend=self.kernels)  # (B, heads, N, d)
         return rearrange(out, "b h n d -> b n (h d)")
 
     def forward(self, x: Tensor, context: Context | None = None) -> Tensor:
@@ -126,8 +129,7 @@ class AttentionBlock(nn.Module):
         out = rearrange(x, "b c h w -> b (h w) c") + self.proj(self._attend(q, k, v))
         if self.cross is not None and context is not None:
             context, context_mask = context if isinstance(context, tuple) else (context, None)
-            ck, cv = self.cross_kv(context).chunk(2, dim=-1)  # (B, M, C) each
-            out = out + self.cross(self._attend(self.cross_q(self.cross_norm(out)), ck, cv, context_mask))
+            out = out + self.cross(self.cross_norm(out), context, context_mask)  # (B, H·W, C)
         return rearrange(out, "b (h w) c -> b c h w", h=hgt, w=wid)
 
 
@@ -270,7 +272,7 @@ def _ddpm_init(net: nn.Module) -> None:
         if isinstance(m, ResidualBlock):
             zero.append(m.conv2)
         elif isinstance(m, AttentionBlock):
-            zero += [m.proj] + ([m.cross] if m.cross is not None else [])
+            zero += [m.proj] + ([m.cross.proj] if m.cross is not None else [])
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.xavier_uniform_(m.weight)
