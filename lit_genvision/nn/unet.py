@@ -25,7 +25,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from lit_genvision.nn import ops
-from lit_genvision.nn.embeddings import TimestepEmbedding
+from lit_genvision.nn.embeddings import VECTOR_EMBEDDING_RENAMES, TimestepEmbedding, VectorEmbedding
 from lit_genvision.nn.renames import layer_renames, rename_on_load
 from lit_genvision.nn.transformer import CrossAttention
 
@@ -303,7 +303,7 @@ class UNet(nn.Module):
         cond_dim: if set, ``cond["vector"]`` (B, cond_dim) conditions the network: emb ← emb + W·v
             (a linear projection added to the timestep embedding), and where the vector is absent
             or flagged dropped by ``cond["vector_null"]`` (B,) a learned null embedding e_∅ is added
-            instead (classifier-free guidance's unconditional branch).
+            instead (classifier-free guidance's unconditional branch): `VectorEmbedding`, as the DiT's.
         kernels: ``auto | torch | triton`` — which implementation of GroupNorm/attention runs.
         layout: ``lecture`` (the default, above) or ``ddpm``: Ho et al. 2020's network, as diffusers'
             ``UNet2DModel`` builds it. Every level (the last too) has ``depth`` blocks down and
@@ -362,8 +362,8 @@ class UNet(nn.Module):
         self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
         self.cond_dim = cond_dim
         if cond_dim:  # only then: the default network keeps today's parameters and names
-            self.vector_embed = nn.Linear(cond_dim, emb_dim)
-            self.vector_null = nn.Parameter(torch.zeros(emb_dim))
+            self.vector_embed = VectorEmbedding(cond_dim, emb_dim)
+            rename_on_load(self, VECTOR_EMBEDDING_RENAMES)
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         res = [image_size // 2**i for i in range(levels)]
@@ -419,17 +419,6 @@ class UNet(nn.Module):
             self.up.append(DDPMUpLevel(prev, widths[i], pops, i > 0, attention=res[i] in attention_at, **kw))
             prev = widths[i]
 
-    def _vector_embedding(self, cond: dict[str, Tensor], batch: int) -> Tensor:
-        """W·v for each sample, or the learned null embedding e_∅ where v is absent or dropped: (B, emb_dim)."""
-        vector = cond.get("vector")
-        if vector is None:  # no vector given: the null embedding, i.e. the unconditional model
-            return self.vector_null.expand(batch, -1)
-        emb = self.vector_embed(vector.to(self.vector_null.dtype))
-        dropped = cond.get("vector_null")
-        if dropped is not None:
-            emb = torch.where(dropped.to(torch.bool).view(-1, 1), self.vector_null.to(emb.dtype), emb)
-        return emb
-
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         context = (cond or {}).get("context")
         if context is not None and (cond or {}).get("context_mask") is not None:
@@ -441,7 +430,7 @@ class UNet(nn.Module):
                 labels = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
             emb = emb + self.label_embed(labels)
         if self.cond_dim:
-            emb = emb + self._vector_embedding(cond or {}, x.shape[0])
+            emb = emb + self.vector_embed(cond or {}, x.shape[0])
         h = self.conv_in(x)  # (B, w0, H, W)
         skips: list[Tensor] = [] if self.layout == "lecture" else [h]  # DDPM's up path also takes conv_in's output
         for block in self.down:

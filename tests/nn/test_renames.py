@@ -1,5 +1,5 @@
 """State dicts saved before a rename still load: the key maps of `nn.renames`, for every tensor the networks have
-renamed (cross-attention folded into `CrossAttention`). The old names
+renamed (cross-attention folded into `CrossAttention`, the vector embedding into `VectorEmbedding`). The old names
 are written out here as the earlier code saved them, so the test needs nothing from that code."""
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ CROSS_UNET = {  # AttentionBlock: the output projection was ``cross`` itself
     "cross.proj.weight": "cross.weight",
     "cross.proj.bias": "cross.bias",
 }
+VECTOR = {"vector_embed.proj.weight": "vector_embed.weight", "vector_embed.proj.bias": "vector_embed.bias",
+          "vector_embed.null": "vector_null"}  # fmt: skip
 
 OLD_BLOCK_KEYS = {  # TransformerBlock(16, 2, context_dim=8, qk_norm=True).state_dict() before `CrossAttention`
     f"{layer}.{t}"
@@ -65,14 +67,14 @@ def test_a_transformer_block_saved_with_its_own_cross_attention_layers_loads_and
 
 
 @pytest.mark.parametrize("layout", ["lecture", "ddpm"])
-def test_a_unet_saved_with_old_cross_attention_names_loads_and_computes_the_same(layout):
+def test_a_unet_saved_with_old_cross_attention_and_vector_names_loads_and_computes_the_same(layout):
     kw = dict(image_size=8, channels=8, channel_mults=(1, 2), depth=1, attention_at=(4, 8), heads=2, norm_groups=4,
               context_dim=8, cond_dim=6, layout=layout)  # fmt: skip
     torch.manual_seed(0)
     net = perturbed(UNet(**kw))
-    old = as_saved_before(net.state_dict(), CROSS_UNET)
-    assert {"mid.attn.0.cross.weight", "mid.attn.0.cross_kv.bias"} <= set(old)
-    assert not any(".cross.q." in k or ".cross.proj." in k for k in old)
+    old = as_saved_before(net.state_dict(), CROSS_UNET | VECTOR)
+    assert {"vector_null", "vector_embed.weight", "mid.attn.0.cross.weight", "mid.attn.0.cross_kv.bias"} <= set(old)
+    assert not any(".cross.q." in k or ".cross.proj." in k or "vector_embed.null" in k for k in old)
     loaded = UNet(**kw)
     wrapper = nn.ModuleDict({"net": loaded})  # the renames apply under any prefix (a LightningModule's ``net.``)
     wrapper.load_state_dict({f"net.{k}": v for k, v in old.items()})  # strict
@@ -84,12 +86,12 @@ def test_a_unet_saved_with_old_cross_attention_names_loads_and_computes_the_same
     assert torch.equal(loaded(x, t, {}), net(x, t, {}))
 
 
-def test_a_dit_saved_with_old_cross_attention_names_loads_and_computes_the_same():
+def test_a_dit_saved_with_old_cross_attention_and_vector_names_loads_and_computes_the_same():
     kw = dict(image_size=8, patch_size=4, hidden=16, depth=1, heads=2, context_dim=8, cond_dim=6)
     torch.manual_seed(0)
     net = perturbed(DiT(**kw))
-    old = as_saved_before(net.state_dict(), CROSS_BLOCK)
-    assert {"blocks.0.cross_proj.weight", "blocks.0.cross_kv.bias"} <= set(old)
+    old = as_saved_before(net.state_dict(), CROSS_BLOCK | VECTOR)
+    assert {"vector_null", "vector_embed.weight", "blocks.0.cross_proj.weight", "blocks.0.cross_kv.bias"} <= set(old)
     loaded = DiT(**kw)
     loaded.load_state_dict(old)  # strict
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([2.0, 7.0])
