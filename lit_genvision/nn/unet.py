@@ -133,9 +133,19 @@ class AttentionBlock(nn.Module):
         return rearrange(out, "b (h w) c -> b c h w", h=hgt, w=wid)
 
 
-class _Stage(nn.Module):
-    """Residual blocks, each optionally followed by attention, at one resolution (``attention``: one
-    flag for all blocks, or one per block)."""
+class ResidualStage(nn.Module):
+    """``len(in_chs)`` `ResidualBlock` s to ``out_ch`` channels, each optionally followed by an `AttentionBlock`,
+    at one resolution: the unit of the U-Net's levels and middle and of the VQGAN encoder and decoder, which
+    add their own resampling.
+
+    Args:
+        in_chs: input channels of each residual block (the first takes the stage's input, the rest ``out_ch``
+            or ``out_ch`` plus a skip).
+        out_ch: output channels of every block.
+        emb_dim: timestep-embedding width (None: blocks without one, as VQGAN's).
+        attention: one flag for all blocks, or one per block.
+        heads, groups, dropout, context_dim, kernels, eps, additive_emb: as `ResidualBlock` and `AttentionBlock`.
+    """
 
     def __init__(
         self,
@@ -161,11 +171,12 @@ class _Stage(nn.Module):
         )
 
     def block(self, i: int, x: Tensor, emb: Tensor | None, context: Context | None) -> Tensor:
+        """Residual block ``i`` [→ its attention]: x (B, in_chs[i], H, W) → (B, out_ch, H, W)."""
         x = self.res[i](x, emb)
         return self.attn[i](x, context) if isinstance(self.attn[i], AttentionBlock) else x
 
 
-class DownBlock(_Stage):
+class DownBlock(ResidualStage):
     """``depth`` residual blocks whose outputs are kept as skips, then a stride-2 conv halves H, W."""
 
     def __init__(self, in_ch: int, out_ch: int, depth: int, **kw) -> None:
@@ -179,7 +190,7 @@ class DownBlock(_Stage):
         return self.down(x)
 
 
-class UpBlock(_Stage):
+class UpBlock(ResidualStage):
     """Nearest upsampling + conv doubles H, W, then ``depth`` residual blocks, each taking the
     matching DownBlock skip concatenated on the channel axis."""
 
@@ -194,7 +205,7 @@ class UpBlock(_Stage):
         return x
 
 
-class DDPMDownLevel(_Stage):
+class DDPMDownLevel(ResidualStage):
     """One level of DDPM's down path (Ho et al. 2020): ``depth`` residual blocks whose outputs are all
     kept as skips, then, except at the lowest level, a stride-2 3×3 conv whose output is a skip too.
     ``same_padding`` pads one zero row/column at the bottom/right as TensorFlow's "SAME" does (the
@@ -215,7 +226,7 @@ class DDPMDownLevel(_Stage):
         return x
 
 
-class DDPMUpLevel(_Stage):
+class DDPMUpLevel(ResidualStage):
     """One level of DDPM's up path (Ho et al. 2020): ``depth + 1`` residual blocks, each taking the
     next skip concatenated on the channel axis (``skip_chs``: their widths, in pop order), then, except
     at the top level, nearest upsampling + 3×3 conv."""
@@ -380,7 +391,7 @@ class UNet(nn.Module):
         for i in range(levels - 1):
             self.down.append(DownBlock(prev, widths[i], depth, attention=res[i] in attention_at, **kw))
             prev = widths[i]
-        self.mid = _Stage([prev] + [widths[-1]] * depth, widths[-1], attention=True, **kw)
+        self.mid = ResidualStage([prev] + [widths[-1]] * depth, widths[-1], attention=True, **kw)
         self.up = nn.ModuleList()
         prev = widths[-1]
         for i in reversed(range(levels - 1)):
@@ -412,7 +423,7 @@ class UNet(nn.Module):
             )
             prev = widths[i]
             skip_chs += [widths[i]] * (depth + down)
-        self.mid = _Stage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
+        self.mid = ResidualStage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
         self.up = nn.ModuleList()
         for i in reversed(range(levels)):
             pops = [skip_chs.pop() for _ in range(depth + 1)]
