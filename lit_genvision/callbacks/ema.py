@@ -27,7 +27,8 @@ LightningModule (discriminator included) and decides by ``trainer.global_step``,
 advances on discriminator steps too; it also stores the average in a different checkpoint layout.
 
 The average lives in the checkpoint as ``callbacks["EMA"]["shadow"]`` keyed by the
-LightningModule's state-dict names; it is restored on resume (a checkpoint from before buffers
+LightningModule's state-dict names (names a network has renamed since are mapped by the renames it
+declares, ``nn.renames``); it is restored on resume (a checkpoint from before buffers
 were averaged resumes with the buffers' current values), swapped in for validation and for
 sampling, and exported by ``lit-genvision export``.
 """
@@ -43,6 +44,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
+
+from lit_genvision.nn.renames import upgrade_state_dict
 
 STATE_KEY = "EMA"
 #: Attribute set on a frozen sub-model (``mark_frozen``): the EMA leaves it out.
@@ -121,7 +124,8 @@ class EMA(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         names = averaged_names(pl_module)
         live = self._live(pl_module, names)
-        restored = self.shadow or {}  # a resumed run: the checkpoint's shadow (older ones lack buffers)
+        # a resumed run: the checkpoint's shadow (older ones lack buffers; renamed tensors take today's names)
+        restored = upgrade_state_dict(pl_module, self.shadow or {})
         self.shadow = {
             n: (restored[n] if n in restored else t).detach().to(t.device, t.dtype, copy=True)
             for n, t in zip(names, live, strict=True)
@@ -242,7 +246,9 @@ def find_ema(trainer: L.Trainer) -> EMA | None:
 
 
 def copy_shadow_into(model: nn.Module, shadow: dict[str, Tensor]) -> None:
-    """Load an EMA shadow (parameters, and buffers in newer checkpoints) into ``model`` in place."""
+    """Load an EMA shadow (parameters, and buffers in newer checkpoints) into ``model`` in place; tensors
+    renamed since the shadow was saved are found under their new names (`nn.renames`)."""
+    shadow = upgrade_state_dict(model, shadow)
     tensors = model.state_dict(keep_vars=True)
     missing = [n for n in shadow if n not in tensors]
     if missing:

@@ -30,8 +30,12 @@ def reparameterize(z_mean: Tensor, z_log_var: Tensor, generator: torch.Generator
 
 
 def kl_divergence(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
-    """D_KL[N(μ, σ²) ‖ N(0, I)] = −½ Σ_j (1 + log σ_j² − μ_j² − σ_j²), per sample (B,)."""
-    return -0.5 * (1 + z_log_var - z_mean.pow(2) - z_log_var.exp()).sum(dim=1)
+    """D_KL[N(μ, σ²) ‖ N(0, I)] = −½ Σ_j (1 + log σ_j² − μ_j² − σ_j²), per sample (B,).
+
+    The sum runs over every axis but the batch: a VAE's latent (B, D) and latent diffusion's KL bottleneck
+    (B, d, h, w) (``methods.quantizers.kl``) use this one function, each reducing over the batch as it needs.
+    """
+    return -0.5 * (1 + z_log_var - z_mean.pow(2) - z_log_var.exp()).flatten(1).sum(dim=1)
 
 
 def gaussian_log_prob(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:

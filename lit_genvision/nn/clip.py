@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from lit_genvision.nn.text import TextEncoder
 from lit_genvision.nn.transformer import Transformer
-from lit_genvision.nn.vit import _grid_side, patchify
+from lit_genvision.nn.vit import grid_side, patchify
 
 #: log(1/0.07): CLIP's initial temperature 0.07 as a log-scale on the logits.
 INIT_LOG_SCALE = math.log(1 / 0.07)
@@ -57,7 +57,7 @@ class CLIPImageTower(nn.Module):
         super().__init__()
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.dim, self.embed_dim = dim, embed_dim
-        n = _grid_side(image_size, patch_size) ** 2
+        n = grid_side(image_size, patch_size) ** 2
         self.patch_embed = nn.Linear(patch_size * patch_size * in_channels, dim)
         self.cls = nn.Parameter(torch.randn(dim) * dim**-0.5)
         self.pos = nn.Parameter(torch.randn(1 + n, dim) * 0.02)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lit_genvision.nn.embeddings import TimestepEmbedding
+from lit_genvision.nn.embeddings import VECTOR_EMBEDDING_RENAMES, TimestepEmbedding, VectorEmbedding
+from lit_genvision.nn.renames import rename_on_load
 from lit_genvision.nn.transformer import TransformerBlock, modulate, sincos_2d
 from lit_genvision.nn.vit import patchify, unpatchify
 
@@ -105,8 +106,8 @@ class DiT(nn.Module):
         self.time_embed = TimestepEmbedding(256, hidden)  # DiT's 256 frequencies → MLP
         self.label_embed = nn.Embedding(num_classes + 1, hidden) if num_classes else None  # row K: null
         if cond_dim:
-            self.vector_embed = nn.Linear(cond_dim, hidden)
-            self.vector_null = nn.Parameter(torch.zeros(hidden))
+            self.vector_embed = VectorEmbedding(cond_dim, hidden)
+            rename_on_load(self, VECTOR_EMBEDDING_RENAMES)
         block = dict(context_dim=context_dim, cond_dim=hidden, kernels=kernels)  # adaLN-Zero driven by c (B, D)
         self.blocks = nn.ModuleList(TransformerBlock(hidden, heads, mlp_ratio, dropout, **block) for _ in range(depth))
         self.final = FinalLayer(hidden, patch_size * patch_size * self.out_channels)
@@ -138,17 +139,6 @@ class DiT(nn.Module):
             kwargs["patch_size"] = int(patch)
         return cls(hidden=hidden, depth=depth, heads=heads, **kwargs)
 
-    def _vector_embedding(self, cond: dict[str, Tensor], batch: int) -> Tensor:
-        """W_v·v per sample, or the learned null e_∅ where v is absent or flagged dropped: (B, D)."""
-        vector = cond.get("vector")
-        if vector is None:
-            return self.vector_null.expand(batch, -1)
-        emb = self.vector_embed(vector.to(self.vector_null.dtype))  # (B, D)
-        dropped = cond.get("vector_null")
-        if dropped is not None:
-            emb = torch.where(dropped.to(torch.bool).view(-1, 1), self.vector_null.to(emb.dtype), emb)
-        return emb
-
     def condition(self, t: Tensor, cond: dict[str, Tensor] | None, batch: int) -> Tensor:
         """c = MLP(sincos(t)) [+ E_y[y]] [+ W_v·v]: (B, D). A missing label is the null class K."""
         cond = cond or {}
@@ -159,7 +149,7 @@ class DiT(nn.Module):
                 labels = torch.full((batch,), self.num_classes, device=c.device, dtype=torch.long)
             c = c + self.label_embed(labels)  # (B, D)
         if self.cond_dim:
-            c = c + self._vector_embedding(cond, batch)  # (B, D)
+            c = c + self.vector_embed(cond, batch)  # (B, D)
         return c
 
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:

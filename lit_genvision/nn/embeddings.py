@@ -1,4 +1,4 @@
-"""Timestep embeddings."""
+"""Timestep embeddings and the embedding of a conditioning vector."""
 
 from __future__ import annotations
 
@@ -33,3 +33,43 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, t: Tensor) -> Tensor:
         return self.mlp(sinusoidal_embedding(t, self.base_dim))
+
+
+class VectorEmbedding(nn.Module):
+    """The embedding of a per-sample conditioning vector v (B, cond_dim) with a learned null (classifier-free
+    guidance's unconditional branch, Ho & Salimans 2022), added by the U-Net and the DiT to the timestep
+    embedding:
+
+        e = W·v + b,   or e_∅ where ``cond["vector"]`` is absent or ``cond["vector_null"]`` (B,) flags v dropped
+
+    ``proj`` is the linear map (W, b), ``null`` the learned e_∅ (zero at initialisation).
+
+    Args:
+        cond_dim: width of v.
+        emb_dim: width of the embedding.
+    """
+
+    def __init__(self, cond_dim: int, emb_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, emb_dim)
+        self.null = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, cond: dict[str, Tensor], batch: int) -> Tensor:
+        """cond {vector (B, cond_dim), vector_null (B,)}, both optional → (B, emb_dim)."""
+        vector = cond.get("vector")
+        if vector is None:  # no vector given: the null embedding, i.e. the unconditional model
+            return self.null.expand(batch, -1)  # (B, emb_dim)
+        emb = self.proj(vector.to(self.null.dtype))  # (B, emb_dim)
+        dropped = cond.get("vector_null")
+        if dropped is not None:
+            emb = torch.where(dropped.to(torch.bool).view(-1, 1), self.null.to(emb.dtype), emb)
+        return emb
+
+
+#: For an owner that holds its `VectorEmbedding` as ``vector_embed``: the names the owner's own layers had before
+#: (``vector_embed`` a linear map, ``vector_null`` a parameter) → today's, for `nn.renames.rename_on_load`.
+VECTOR_EMBEDDING_RENAMES = {
+    "vector_embed.weight": "vector_embed.proj.weight",
+    "vector_embed.bias": "vector_embed.proj.bias",
+    "vector_null": "vector_embed.null",
+}

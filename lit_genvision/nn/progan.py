@@ -11,9 +11,10 @@ with the new block (§2, Figure 2):
 
 with h_{s−1} the generator's features at R_{s−1}, up the nearest 2× upsampling and pool the 2×2 average.
 
-The paper's other three ingredients are here too:
+The paper's other three ingredients come from `lit_genvision.nn.equalized`, shared with StyleGAN:
 
-    equalised learning rate (§4.1)     ŵ = c · w,  w ~ N(0, 1) stored,  c = gain / √fan_in (He's constant)
+    equalised learning rate (§4.1)     ŵ = c · w,  w ~ N(0, 1) stored,  c = gain / √fan_in (He's constant,
+                                       gain √2 before a LeakyReLU, as the official code)
     pixel-wise normalisation (§4.2)    b_{x,y} = a_{x,y} / √(mean_c a²_{x,y} + 1e-8)
     minibatch standard deviation (§3)  one extra channel: the std over a group of each feature at each
                                        pixel, averaged to one number per group
@@ -27,144 +28,13 @@ from __future__ import annotations
 import math
 import operator
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Slope of every LeakyReLU in both networks (paper §A.1).
-LEAKY_SLOPE = 0.2
+from lit_genvision.nn.equalized import LEAKY_SLOPE, EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
 
-
-class EqualizedLinear(nn.Module):
-    """y = x · (c·W)ᵀ + m·b, the equalised-learning-rate linear map (Karras et al. 2018 §4.1).
-
-    The stored weight is W ~ N(0, 1/m²) and the effective one c·W with c = m · gain / √in_features, so at
-    initialisation ŵ ~ N(0, gain²/fan_in) (He's init) while Adam, which normalises each step by the
-    gradient's scale, moves every layer at the same relative speed. m is the learning-rate multiplier
-    (StyleGAN's mapping network uses 0.01): it divides the stored tensors and multiplies them back at run
-    time, so the initial map is unchanged and the effective learning rate is m times smaller.
-
-    Args:
-        in_features: input width (the fan-in).
-        out_features: output width.
-        bias: learn a bias.
-        gain: the He gain, √2 for a layer followed by a (leaky) ReLU, 1 for a linear output.
-        lr_multiplier: m, the learning-rate multiplier.
-        bias_init: the effective bias at initialisation (StyleGAN2's style affine layers start at 1).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        gain: float = math.sqrt(2),
-        lr_multiplier: float = 1.0,
-        bias_init: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full((out_features,), bias_init / lr_multiplier)) if bias else None
-        self.weight_gain = lr_multiplier * gain / math.sqrt(in_features)  # c
-        self.bias_gain = lr_multiplier  # m
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x (…, in_features) → (…, out_features)."""
-        bias = self.bias * self.bias_gain if self.bias is not None else None
-        return F.linear(x, self.weight * self.weight_gain, bias)
-
-    def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, c={self.weight_gain:.4g}"
-
-
-class EqualizedConv2d(nn.Module):
-    """y = conv(x, c·W) + m·b, the equalised-learning-rate convolution (Karras et al. 2018 §4.1): as
-    :class:`EqualizedLinear` with fan_in = in_channels · k², 'same' padding and stride 1.
-
-    Args:
-        in_channels: input channels.
-        out_channels: output channels.
-        kernel_size: k (odd).
-        bias: learn a bias.
-        gain: the He gain, √2 before a (leaky) ReLU, 1 for toRGB.
-        lr_multiplier: m, the learning-rate multiplier.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        bias: bool = True,
-        gain: float = math.sqrt(2),
-        lr_multiplier: float = 1.0,
-    ) -> None:
-        super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}.")
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self.weight = nn.Parameter(torch.randn(shape) / lr_multiplier)
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.weight_gain = lr_multiplier * gain / math.sqrt(in_channels * kernel_size**2)  # c
-        self.bias_gain = lr_multiplier  # m
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x (B, C_in, H, W) → (B, C_out, H, W)."""
-        bias = self.bias * self.bias_gain if self.bias is not None else None
-        return F.conv2d(x, self.weight * self.weight_gain, bias, padding=self.kernel_size // 2)
-
-    def extra_repr(self) -> str:
-        k, c = self.kernel_size, self.weight_gain
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={k}, bias={self.bias is not None}, c={c:.4g}"
-
-
-class PixelNorm(nn.Module):
-    """b_{x,y} = a_{x,y} / √(mean_c a²_{x,y} + ε), each pixel's feature vector scaled to unit mean square
-    (Karras et al. 2018 §4.2, ε = 1e-8). Acts on dim 1, so it serves latents (B, D) and maps (B, C, H, W)."""
-
-    def __init__(self, eps: float = 1e-8) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
-
-
-def _group_size(group_size: int, batch: int) -> int:
-    """The largest G ≤ min(group_size, batch) that divides the batch (G = 1 always does)."""
-    return next(g for g in range(min(group_size, batch), 0, -1) if batch % g == 0)
-
-
-class MinibatchStdDev(nn.Module):
-    """x (B, C, H, W) → (B, C + 1, H, W): the minibatch standard deviation channel (Karras et al. 2018 §3).
-
-    The batch is split into B/G groups of G samples; within a group, the standard deviation (biased,
-    √(var + 1e-8)) of every feature at every pixel is averaged over (C, H, W) into one number, which is
-    appended as a constant extra channel to each of the group's samples. It lets the critic see the
-    variation in a batch and so penalise a generator that collapses.
-
-    G = min(group_size, B) in the paper, which needs B divisible by G; where it is not, G is the largest
-    divisor of B not above that, so any batch works (a prime B falls back to G = 1, whose std is 0).
-    As in the official code, the groups are strided: sample i belongs to group i mod (B/G), so samples
-    i, i + B/G, i + 2B/G, … are compared.
-    """
-
-    def __init__(self, group_size: int = 4, eps: float = 1e-8) -> None:
-        super().__init__()
-        if group_size < 1:
-            raise ValueError(f"group_size must be at least 1, got {group_size}.")
-        self.group_size, self.eps = group_size, eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        g = _group_size(self.group_size, b)
-        y = x.reshape(g, b // g, c, h, w)  # (G, M, C, H, W): sample i = (i // M, i mod M)
-        y = (y.var(dim=0, unbiased=False) + self.eps).sqrt()  # (M, C, H, W) std over the group
-        y = y.mean(dim=(1, 2, 3))  # (M,) one number per group
-        y = y.reshape(1, b // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)  # (B, 1, H, W)
-        return torch.cat([x, y.to(x.dtype)], dim=1)  # (B, C + 1, H, W)
+#: He's gain of a layer followed by a leaky ReLU, folded into the equalised weight as the official code does.
+HE_GAIN = math.sqrt(2)
 
 
 def progan_channels(
@@ -207,7 +77,7 @@ def _check_stage(stage: int, alpha: float, num_stages: int) -> tuple[int, float]
 def _conv_act(c_in: int, c_out: int, kernel_size: int, pixel_norm: bool) -> list[nn.Module]:
     """Equalised conv → LeakyReLU(0.2) [→ PixelNorm]: the unit both networks are built of."""
     return [
-        EqualizedConv2d(c_in, c_out, kernel_size),
+        EqualizedConv2d(c_in, c_out, kernel_size, gain=HE_GAIN),
         nn.LeakyReLU(LEAKY_SLOPE),
         *([PixelNorm()] if pixel_norm else []),
     ]
@@ -223,7 +93,7 @@ class GeneratorStem(nn.Module):
         self.norm_latent = PixelNorm()
         # The paper's "conv 4×4" on a 1×1 latent, written as a dense map with the official code's gain √2/4:
         # He's constant for that conv's fan-in 16·D, kept from the original Theano implementation.
-        self.dense = EqualizedLinear(latent_dim, channels * 16, gain=math.sqrt(2) / 4)
+        self.dense = EqualizedLinear(latent_dim, channels * 16, gain=HE_GAIN / 4)
         self.act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE), PixelNorm())
         self.conv = nn.Sequential(*_conv_act(channels, channels, 3, pixel_norm=True))
 
@@ -331,9 +201,9 @@ class DiscriminatorHead(nn.Module):
 
     def __init__(self, channels: int, group_size: int = 4) -> None:
         super().__init__()
-        self.mbstd = MinibatchStdDev(group_size)
+        self.mbstd = MinibatchStdDev(group_size, variance="torch")  # the form this critic was trained with
         self.conv = nn.Sequential(*_conv_act(channels + 1, channels, 3, pixel_norm=False))
-        self.dense = nn.Sequential(EqualizedLinear(channels * 16, channels), nn.LeakyReLU(LEAKY_SLOPE))
+        self.dense = nn.Sequential(EqualizedLinear(channels * 16, channels, gain=HE_GAIN), nn.LeakyReLU(LEAKY_SLOPE))
         self.out = EqualizedLinear(channels, 1, gain=1.0)
 
     def forward(self, h: Tensor) -> Tensor:
@@ -371,7 +241,7 @@ class ProGANDiscriminator(nn.Module):
         self.max_resolution, self.in_channels, self.image_size = max_resolution, in_channels, max_resolution
         self.channels = widths
         self.from_rgb = nn.ModuleList(
-            nn.Sequential(EqualizedConv2d(in_channels, c, 1), nn.LeakyReLU(LEAKY_SLOPE)) for c in widths
+            nn.Sequential(EqualizedConv2d(in_channels, c, 1, gain=HE_GAIN), nn.LeakyReLU(LEAKY_SLOPE)) for c in widths
         )
         # blocks[0] is empty so that blocks[s] is stage s's block; the 4×4 stage ends in the head
         self.blocks = nn.ModuleList(

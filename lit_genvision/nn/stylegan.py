@@ -14,7 +14,8 @@ common failure).
                 conv → fc → out [+ projection ⟨out, cmap(y)⟩/√cmap_dim, as stylegan2-ada]
 
 Equalised learning rate (ProGAN §4.1): every weight is stored N(0, 1)/lr_mul and multiplied at run time
-by lr_mul/√fan_in, so Adam's per-parameter step is the same relative size for every layer.
+by lr_mul/√fan_in, so Adam's per-parameter step is the same relative size for every layer; the layers, the
+normalisation of z and the minibatch stddev come from `lit_genvision.nn.equalized`, shared with ProGAN.
 
 Resampling is deliberately simple, not the paper's FIR filter: up ×2 is a bilinear upsample
 (``align_corners=False``), which in the interior equals upsampling with the separable [1, 3, 3, 1]/4
@@ -32,19 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_genvision.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, activate, normalize_2nd_moment
+
 NoiseMode = Literal["random", "const", "none"]
-Activation = Literal["linear", "lrelu"]
-
-_LRELU_GAIN = math.sqrt(2.0)  # He gain of leaky ReLU(0.2), as stylegan2-ada's bias_act
-
-
-def _act(x: Tensor, activation: Activation) -> Tensor:
-    return F.leaky_relu(x, 0.2) * _LRELU_GAIN if activation == "lrelu" else x
-
-
-def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
-    """x / √(mean(x²) + eps) along ``dim``: z projected near the sphere of radius √dim (StyleGAN's PixelNorm on z)."""
-    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
 def _upsample(x: Tensor, factor: int) -> Tensor:
@@ -57,69 +48,6 @@ def _check_resolution(img_resolution: int, minimum: int = 4) -> int:
     if img_resolution < minimum or 2**log2 != img_resolution:
         raise ValueError(f"img_resolution must be a power of two ≥ {minimum}, got {img_resolution}.")
     return log2
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Equalised-LR layers (ProGAN §4.1; stylegan2-ada FullyConnectedLayer / Conv2dLayer)
-
-
-class EqualizedLinear(nn.Module):
-    """y = act(x · (lr_mul/√in · W)ᵀ + lr_mul · b), W stored N(0, 1)/lr_mul, b stored ``bias_init``.
-
-    The bias is stored as ``bias_init`` (not divided by lr_mul), exactly as stylegan2-ada, so its effective
-    initial value is ``bias_init · lr_mul``; the affine layers (lr_mul = 1, bias_init = 1) start at s = 1.
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        bias_init: float = 0.0,
-        lr_multiplier: float = 1.0,
-        activation: Activation = "linear",
-    ) -> None:
-        super().__init__()
-        self.in_features, self.out_features, self.activation = in_features, out_features, activation
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init))) if bias else None
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-        self.bias_gain = lr_multiplier
-
-    def effective_weight(self) -> Tensor:
-        """The weight the layer applies: stored · lr_mul/√fan_in, N(0, 1/fan_in) at initialisation (He)."""
-        return self.weight * self.weight_gain
-
-    def forward(self, x: Tensor) -> Tensor:
-        bias = self.bias * self.bias_gain if self.bias is not None else None
-        return _act(F.linear(x, self.effective_weight(), bias), self.activation)  # (…, out)
-
-
-class EqualizedConv2d(nn.Module):
-    """y = act(avgpool?(conv(x, W/√(I·k²))) + b), W stored N(0, 1), 'same' padding; ``down=2`` pools after the conv."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        bias: bool = True,
-        activation: Activation = "linear",
-        down: int = 1,
-    ) -> None:
-        super().__init__()
-        self.activation, self.down, self.padding = activation, down, kernel_size // 2
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.conv2d(x, self.weight * self.weight_gain, padding=self.padding)  # (B, O, H, W)
-        if self.down > 1:
-            x = F.avg_pool2d(x, self.down)  # (B, O, H/d, W/d)
-        if self.bias is not None:
-            x = x + self.bias[None, :, None, None]
-        return _act(x, self.activation)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -298,7 +226,7 @@ class SynthesisLayer(nn.Module):
             x = x + self.noise_const * self.noise_strength
         elif noise_mode != "none":
             raise ValueError(f"noise_mode must be random, const or none, got {noise_mode!r}.")
-        return _act(x + self.bias[None, :, None, None], "lrelu")
+        return activate(x + self.bias[None, :, None, None], "lrelu")
 
 
 class ToRGB(nn.Module):
@@ -478,32 +406,6 @@ class StyleGANGenerator(nn.Module):
 # Discriminator
 
 
-class MinibatchStdLayer(nn.Module):
-    """x (N, C, H, W) → (N, C + F, H, W) (ProGAN §3): the std of each feature over a group of G samples,
-    averaged over channels (in F slices) and pixels, appended as F constant channels.
-
-    G = min(group_size, N), lowered to the largest divisor of N so any batch size works (stylegan2-ada
-    requires N divisible by G). Groups are samples {i, i + N/G, …}, as stylegan2-ada's reshape.
-    """
-
-    def __init__(self, group_size: int = 4, num_channels: int = 1) -> None:
-        super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        g = min(self.group_size, n)
-        while n % g:
-            g -= 1
-        f = self.num_channels
-        y = x.reshape(g, -1, f, c // f, h, w)  # (G, n/G, F, c/F, H, W)
-        y = y - y.mean(dim=0)  # centre over the group
-        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # (n/G, F, c/F, H, W) std over the group
-        y = y.mean(dim=(2, 3, 4))  # (n/G, F)
-        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)  # (N, F, H, W)
-        return torch.cat([x, y], dim=1)  # (N, C + F, H, W)
-
-
 class DiscriminatorBlock(nn.Module):
     """Residual block at resolution R (StyleGAN2 Fig. 7c): x (B, I, R, R) [or img when first] → (B, O, R/2, R/2).
 
@@ -571,7 +473,7 @@ class StyleGANDiscriminator(nn.Module):
         )
         c4 = channels[4]
         self.cmap_dim = (cmap_dim or c4) if num_classes else 0
-        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels else None
+        self.mbstd = MinibatchStdDev(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels else None
         self.conv = EqualizedConv2d(c4 + mbstd_num_channels, c4, 3, activation="lrelu")
         self.fc = EqualizedLinear(c4 * 16, c4, activation="lrelu")
         self.out = EqualizedLinear(c4, self.cmap_dim or 1)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from lit_genvision.nn import ops
 from lit_genvision.nn.embeddings import sinusoidal_embedding
+from lit_genvision.nn.renames import layer_renames, rename_on_load
 
 # ----------------------------------------------------------------------------------------------
 # Fixed sin-cos positions
@@ -159,6 +160,47 @@ class KVCache:
 # ----------------------------------------------------------------------------------------------
 
 
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention of tokens h (B, N, D) to context tokens τ(y) (B, M, context_dim) (latent
+    diffusion, Rombach et al. 2022, §3.3), the one used by the transformer block and the U-Net:
+
+        Q = W_Q h,  K = W_K τ(y),  V = W_V τ(y),  CrossAttn(h, y) = W_O · softmax(Q Kᵀ/√d + m) V
+
+    per head of width d = D / heads, with m = −∞ at padded context tokens (``context_mask`` (B, M), True =
+    keep). W_K and W_V are one linear map ``kv`` of width 2·D. The caller normalises h and adds the residual.
+
+    Args:
+        dim: token width D.
+        context_dim: width of the context tokens.
+        heads: attention heads; D must be divisible by them.
+        qk_norm: LayerNorm on each head's queries and keys (ViT-22B; see `TransformerBlock`).
+        kernels: ``auto | torch | triton``, handed to `ops.attention`.
+    """
+
+    def __init__(self, dim: int, context_dim: int, heads: int, qk_norm: bool = False, kernels: str = "auto") -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attention dim ({dim}) must be divisible by heads ({heads}).")
+        self.heads, self.head_dim, self.kernels = heads, dim // heads, kernels
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+
+    def _heads(self, t: Tensor) -> Tensor:
+        """(B, N, D) → (B, H, N, d)."""
+        return t.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+
+    def forward(self, h: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
+        """h (B, N, D), context (B, M, context_dim), context_mask (B, M) True = keep → (B, N, D)."""
+        q = self.q_norm(self._heads(self.q(h)))  # (B, H, N, d)
+        k, v = (self._heads(t) for t in self.kv(context).chunk(2, dim=-1))  # (B, H, M, d) each
+        k = self.k_norm(k)  # (B, H, M, d)
+        out = ops.attention(q, k, v, key_padding_mask=context_mask, backend=self.kernels)  # (B, H, N, d)
+        return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
+
+
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     """mod(x, β, γ) = x·(1 + γ) + β with x (B, N, D) and β, γ (B, D) (DiT's ``modulate``)."""
     return x * (1 + scale[:, None]) + shift[:, None]
@@ -210,11 +252,9 @@ class TransformerBlock(nn.Module):
         self.has_cross = context_dim is not None
         if context_dim is not None:
             self.norm_cross = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
-            self.cross_q = nn.Linear(dim, dim)
-            self.cross_kv = nn.Linear(context_dim, 2 * dim)
-            self.cross_proj = nn.Linear(dim, dim)
-            self.cross_q_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-            self.cross_k_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+            self.cross = CrossAttention(dim, context_dim, heads, qk_norm, kernels)
+            old = ("cross_q", "cross_kv", "cross_proj", "cross_q_norm", "cross_k_norm")  # before `CrossAttention`
+            rename_on_load(self, layer_renames({o: "cross." + o.removeprefix("cross_") for o in old}))
 
         hidden = int(dim * mlp_ratio)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
@@ -254,14 +294,6 @@ class TransformerBlock(nn.Module):
         out = out[..., out.shape[-2] - n :, :]  # (B, H, N, d) the new queries' rows
         return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
 
-    def _cross_attention(self, h: Tensor, context: Tensor, context_mask: Tensor | None) -> Tensor:
-        """Q = W_Q h, K = W_K τ(y), V = W_V τ(y) (latent diffusion, Rombach et al. 2022): (B, N, D)."""
-        q = self.cross_q_norm(self._heads(self.cross_q(h)))  # (B, H, N, d)
-        k, v = (self._heads(t) for t in self.cross_kv(context).chunk(2, dim=-1))  # (B, H, M, d) each
-        k = self.cross_k_norm(k)  # (B, H, M, d)
-        out = ops.attention(q, k, v, key_padding_mask=context_mask, backend=self.kernels)  # (B, H, N, d)
-        return self.cross_proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
-
     def forward(
         self,
         x: Tensor,
@@ -300,7 +332,7 @@ class TransformerBlock(nn.Module):
         if self.has_cross and context is not None:
             shift_c, scale_c, gate_c = mods[3:6]  # (B, D) each
             h = modulate(self.norm_cross(x), shift_c, scale_c)  # (B, N, D)
-            x = x + gate_c[:, None] * self.drop(self._cross_attention(h, context, context_mask))  # (B, N, D) (2)
+            x = x + gate_c[:, None] * self.drop(self.cross(h, context, context_mask))  # (B, N, D) (2)
         h = modulate(self.norm2(x), shift2, scale2)  # (B, N, D)
         return x + gate2[:, None] * self.drop(self.mlp(h))  # (B, N, D)   (3)
 
@@ -365,6 +397,7 @@ class Transformer(nn.Module):
 
 
 __all__ = [
+    "CrossAttention",
     "KVCache",
     "RotaryEmbedding",
     "Transformer",

@@ -25,7 +25,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from lit_genvision.nn import ops
-from lit_genvision.nn.embeddings import TimestepEmbedding
+from lit_genvision.nn.embeddings import VECTOR_EMBEDDING_RENAMES, TimestepEmbedding, VectorEmbedding
+from lit_genvision.nn.renames import layer_renames, rename_on_load
+from lit_genvision.nn.transformer import CrossAttention
 
 #: Cross-attention context: tokens (B, M, context_dim), or (tokens, padding mask (B, M), True = keep).
 Context = Tensor | tuple[Tensor, Tensor | None]
@@ -83,8 +85,9 @@ class ResidualBlock(nn.Module):
 
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over the H·W positions, and cross-attention to ``context``
-    (B, M, context_dim) when the block is built with ``context_dim`` — the latent-diffusion form
-    Q = W_Q φ(z_t), K = W_K τ(y), V = W_V τ(y)."""
+    (B, M, context_dim) when the block is built with ``context_dim``: `CrossAttention` (``cross``, output
+    projection zero-initialised) on LayerNorm(h), the latent-diffusion form Q = W_Q φ(z_t), K = W_K τ(y),
+    V = W_V τ(y)."""
 
     def __init__(
         self,
@@ -104,18 +107,18 @@ class AttentionBlock(nn.Module):
         self.proj = nn.Linear(channels, channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
-        self.cross = None
+        self.cross: CrossAttention | None = None
         if context_dim is not None:
             self.cross_norm = nn.LayerNorm(channels)
-            self.cross_q = nn.Linear(channels, channels)
-            self.cross_kv = nn.Linear(context_dim, 2 * channels)
-            self.cross = nn.Linear(channels, channels)
-            nn.init.zeros_(self.cross.weight)
-            nn.init.zeros_(self.cross.bias)
+            self.cross = CrossAttention(channels, context_dim, heads, kernels=kernels)
+            nn.init.zeros_(self.cross.proj.weight)
+            nn.init.zeros_(self.cross.proj.bias)
+            # before `CrossAttention`: cross_q, cross_kv and the output projection ``cross`` were the block's own
+            rename_on_load(self, layer_renames({"cross_q": "cross.q", "cross_kv": "cross.kv", "cross": "cross.proj"}))
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None) -> Tensor:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         q, k, v = (rearrange(a, "b n (h d) -> b h n d", h=self.heads) for a in (q, k, v))
-        out = ops.attention(q, k, v, key_padding_mask=key_mask, backend=self.kernels)  # (B, heads, N, d)
+        out = ops.attention(q, k, v, backend=self.kernels)  # (B, heads, N, d)
         return rearrange(out, "b h n d -> b n (h d)")
 
     def forward(self, x: Tensor, context: Context | None = None) -> Tensor:
@@ -126,14 +129,23 @@ class AttentionBlock(nn.Module):
         out = rearrange(x, "b c h w -> b (h w) c") + self.proj(self._attend(q, k, v))
         if self.cross is not None and context is not None:
             context, context_mask = context if isinstance(context, tuple) else (context, None)
-            ck, cv = self.cross_kv(context).chunk(2, dim=-1)  # (B, M, C) each
-            out = out + self.cross(self._attend(self.cross_q(self.cross_norm(out)), ck, cv, context_mask))
+            out = out + self.cross(self.cross_norm(out), context, context_mask)  # (B, H·W, C)
         return rearrange(out, "b (h w) c -> b c h w", h=hgt, w=wid)
 
 
-class _Stage(nn.Module):
-    """Residual blocks, each optionally followed by attention, at one resolution (``attention``: one
-    flag for all blocks, or one per block)."""
+class ResidualStage(nn.Module):
+    """``len(in_chs)`` `ResidualBlock` s to ``out_ch`` channels, each optionally followed by an `AttentionBlock`,
+    at one resolution: the unit of the U-Net's levels and middle and of the VQGAN encoder and decoder, which
+    add their own resampling.
+
+    Args:
+        in_chs: input channels of each residual block (the first takes the stage's input, the rest ``out_ch``
+            or ``out_ch`` plus a skip).
+        out_ch: output channels of every block.
+        emb_dim: timestep-embedding width (None: blocks without one, as VQGAN's).
+        attention: one flag for all blocks, or one per block.
+        heads, groups, dropout, context_dim, kernels, eps, additive_emb: as `ResidualBlock` and `AttentionBlock`.
+    """
 
     def __init__(
         self,
@@ -159,11 +171,12 @@ class _Stage(nn.Module):
         )
 
     def block(self, i: int, x: Tensor, emb: Tensor | None, context: Context | None) -> Tensor:
+        """Residual block ``i`` [→ its attention]: x (B, in_chs[i], H, W) → (B, out_ch, H, W)."""
         x = self.res[i](x, emb)
         return self.attn[i](x, context) if isinstance(self.attn[i], AttentionBlock) else x
 
 
-class DownBlock(_Stage):
+class DownBlock(ResidualStage):
     """``depth`` residual blocks whose outputs are kept as skips, then a stride-2 conv halves H, W."""
 
     def __init__(self, in_ch: int, out_ch: int, depth: int, **kw) -> None:
@@ -177,7 +190,7 @@ class DownBlock(_Stage):
         return self.down(x)
 
 
-class UpBlock(_Stage):
+class UpBlock(ResidualStage):
     """Nearest upsampling + conv doubles H, W, then ``depth`` residual blocks, each taking the
     matching DownBlock skip concatenated on the channel axis."""
 
@@ -192,7 +205,7 @@ class UpBlock(_Stage):
         return x
 
 
-class DDPMDownLevel(_Stage):
+class DDPMDownLevel(ResidualStage):
     """One level of DDPM's down path (Ho et al. 2020): ``depth`` residual blocks whose outputs are all
     kept as skips, then, except at the lowest level, a stride-2 3×3 conv whose output is a skip too.
     ``same_padding`` pads one zero row/column at the bottom/right as TensorFlow's "SAME" does (the
@@ -213,7 +226,7 @@ class DDPMDownLevel(_Stage):
         return x
 
 
-class DDPMUpLevel(_Stage):
+class DDPMUpLevel(ResidualStage):
     """One level of DDPM's up path (Ho et al. 2020): ``depth + 1`` residual blocks, each taking the
     next skip concatenated on the channel axis (``skip_chs``: their widths, in pop order), then, except
     at the top level, nearest upsampling + 3×3 conv."""
@@ -270,7 +283,7 @@ def _ddpm_init(net: nn.Module) -> None:
         if isinstance(m, ResidualBlock):
             zero.append(m.conv2)
         elif isinstance(m, AttentionBlock):
-            zero += [m.proj] + ([m.cross] if m.cross is not None else [])
+            zero += [m.proj] + ([m.cross.proj] if m.cross is not None else [])
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.xavier_uniform_(m.weight)
@@ -301,7 +314,7 @@ class UNet(nn.Module):
         cond_dim: if set, ``cond["vector"]`` (B, cond_dim) conditions the network: emb ← emb + W·v
             (a linear projection added to the timestep embedding), and where the vector is absent
             or flagged dropped by ``cond["vector_null"]`` (B,) a learned null embedding e_∅ is added
-            instead (classifier-free guidance's unconditional branch).
+            instead (classifier-free guidance's unconditional branch): `VectorEmbedding`, as the DiT's.
         kernels: ``auto | torch | triton`` — which implementation of GroupNorm/attention runs.
         layout: ``lecture`` (the default, above) or ``ddpm``: Ho et al. 2020's network, as diffusers'
             ``UNet2DModel`` builds it. Every level (the last too) has ``depth`` blocks down and
@@ -360,8 +373,8 @@ class UNet(nn.Module):
         self.label_embed = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
         self.cond_dim = cond_dim
         if cond_dim:  # only then: the default network keeps today's parameters and names
-            self.vector_embed = nn.Linear(cond_dim, emb_dim)
-            self.vector_null = nn.Parameter(torch.zeros(emb_dim))
+            self.vector_embed = VectorEmbedding(cond_dim, emb_dim)
+            rename_on_load(self, VECTOR_EMBEDDING_RENAMES)
         self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
 
         res = [image_size // 2**i for i in range(levels)]
@@ -378,7 +391,7 @@ class UNet(nn.Module):
         for i in range(levels - 1):
             self.down.append(DownBlock(prev, widths[i], depth, attention=res[i] in attention_at, **kw))
             prev = widths[i]
-        self.mid = _Stage([prev] + [widths[-1]] * depth, widths[-1], attention=True, **kw)
+        self.mid = ResidualStage([prev] + [widths[-1]] * depth, widths[-1], attention=True, **kw)
         self.up = nn.ModuleList()
         prev = widths[-1]
         for i in reversed(range(levels - 1)):
@@ -410,23 +423,12 @@ class UNet(nn.Module):
             )
             prev = widths[i]
             skip_chs += [widths[i]] * (depth + down)
-        self.mid = _Stage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
+        self.mid = ResidualStage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
         self.up = nn.ModuleList()
         for i in reversed(range(levels)):
             pops = [skip_chs.pop() for _ in range(depth + 1)]
             self.up.append(DDPMUpLevel(prev, widths[i], pops, i > 0, attention=res[i] in attention_at, **kw))
             prev = widths[i]
-
-    def _vector_embedding(self, cond: dict[str, Tensor], batch: int) -> Tensor:
-        """W·v for each sample, or the learned null embedding e_∅ where v is absent or dropped: (B, emb_dim)."""
-        vector = cond.get("vector")
-        if vector is None:  # no vector given: the null embedding, i.e. the unconditional model
-            return self.vector_null.expand(batch, -1)
-        emb = self.vector_embed(vector.to(self.vector_null.dtype))
-        dropped = cond.get("vector_null")
-        if dropped is not None:
-            emb = torch.where(dropped.to(torch.bool).view(-1, 1), self.vector_null.to(emb.dtype), emb)
-        return emb
 
     def forward(self, x: Tensor, t: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         context = (cond or {}).get("context")
@@ -439,7 +441,7 @@ class UNet(nn.Module):
                 labels = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
             emb = emb + self.label_embed(labels)
         if self.cond_dim:
-            emb = emb + self._vector_embedding(cond or {}, x.shape[0])
+            emb = emb + self.vector_embed(cond or {}, x.shape[0])
         h = self.conv_in(x)  # (B, w0, H, W)
         skips: list[Tensor] = [] if self.layout == "lecture" else [h]  # DDPM's up path also takes conv_in's output
         for block in self.down:

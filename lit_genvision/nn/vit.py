@@ -34,7 +34,8 @@ def unpatchify(tokens: Tensor, patch_size: int, channels: int) -> Tensor:
     )
 
 
-def _grid_side(image_size: int, patch_size: int) -> int:
+def grid_side(image_size: int, patch_size: int) -> int:
+    """S/p, the side of the token grid of a square image of side S cut into p×p patches (S divisible by p)."""
     if image_size % patch_size:
         raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}.")
     return image_size // patch_size
@@ -55,7 +56,7 @@ class _PatchTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.image_size, self.patch_size = image_size, patch_size
-        self.latent_size = _grid_side(image_size, patch_size)
+        self.latent_size = grid_side(image_size, patch_size)
         self.register_buffer("pos", sincos_2d(self.latent_size, self.latent_size, dim)[None], persistent=False)
         self.transformer = Transformer(depth, dim, heads, mlp_ratio=mlp_ratio, kernels=kernels)
 
@@ -132,4 +133,4 @@ class ViTDecoder(_PatchTransformer):
         return unpatchify(patches, self.patch_size, self.out_channels)  # (B, C, S, S)
 
 
-__all__ = ["ViTDecoder", "ViTEncoder", "patchify", "unpatchify"]
+__all__ = ["ViTDecoder", "ViTEncoder", "grid_side", "patchify", "unpatchify"]

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_genvision.nn import ops
-from lit_genvision.nn.unet import _Stage
+from lit_genvision.nn.unet import ResidualStage
 
 
 def _level_sizes(image_size: int, levels: int) -> list[int]:
@@ -40,7 +40,7 @@ def _level_sizes(image_size: int, levels: int) -> list[int]:
     return [image_size // 2**i for i in range(levels)]
 
 
-class _EncoderLevel(_Stage):
+class _EncoderLevel(ResidualStage):
     """Residual blocks (+ attention) at one resolution, then optionally a stride-2 3×3 conv that pads
     (0, 1, 0, 1) as taming's ``Downsample`` does: H, W halve."""
 
@@ -56,7 +56,7 @@ class _EncoderLevel(_Stage):
         return x
 
 
-class _DecoderLevel(_Stage):
+class _DecoderLevel(ResidualStage):
     """Residual blocks (+ attention) at one resolution, then optionally nearest ×2 upsampling + 3×3
     conv (taming's ``Upsample``): H, W double."""
 
@@ -72,7 +72,7 @@ class _DecoderLevel(_Stage):
 
 
 def _stage_kw(heads: int, norm_groups: int, dropout: float, kernels: str, norm_eps: float) -> dict:
-    """The `_Stage` arguments shared by every level: no timestep embedding, no cross-attention."""
+    """The `ResidualStage` arguments shared by every level: no timestep embedding, no cross-attention."""
     return dict(
         emb_dim=None, heads=heads, groups=norm_groups, dropout=dropout, context_dim=None, kernels=kernels, eps=norm_eps
     )
@@ -126,7 +126,7 @@ class VQGANEncoder(nn.Module):
             in_chs = [prev] + [w] * (depth - 1)
             self.down.append(_EncoderLevel(in_chs, w, downsample, attention=size in attention_at, **kw))
             prev = w
-        self.mid = _Stage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
+        self.mid = ResidualStage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
         self.norm_out = ops.GroupNorm(ops.num_groups_for(prev, norm_groups), prev, eps=norm_eps, backend=kernels)
         self.conv_out = nn.Conv2d(prev, z_channels, 3, padding=1)
 
@@ -167,7 +167,7 @@ class VQGANDecoder(nn.Module):
         kw = _stage_kw(heads, norm_groups, dropout, kernels, norm_eps)
         prev = widths[-1]
         self.conv_in = nn.Conv2d(z_channels, prev, 3, padding=1)
-        self.mid = _Stage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
+        self.mid = ResidualStage([prev, prev], prev, attention=[True, False], **kw)  # res → attention → res
         self.up = nn.ModuleList()  # in execution order: the last (lowest-resolution) level first
         for i in reversed(range(len(widths))):
             w = widths[i]

@@ -3,6 +3,7 @@ optimiser step, over what the model samples with (generator, not discriminator),
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import lightning as L
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from lit_genvision.callbacks.ema import EMA, STATE_KEY, copy_shadow_into, mark_frozen
 from lit_genvision.models import GANModel
 from lit_genvision.nn import DCGANDiscriminator, DCGANGenerator
+from lit_genvision.nn.renames import layer_renames, rename_on_load
 
 
 class Images(Dataset):
@@ -194,3 +196,22 @@ def test_swapped_and_copy_shadow_into_load_buffers():
     assert torch.equal(model.net[2].running_var, ema.shadow["net.2.running_var"])
     with pytest.raises(ValueError, match="the model lacks"):
         copy_shadow_into(model, {"discriminator.w": torch.zeros(1)})
+
+
+def test_a_shadow_saved_under_names_a_network_has_since_renamed_resumes_and_loads():
+    """A network that renames a tensor declares it (`nn.renames`); an older checkpoint's EMA then still applies."""
+    model = Recording()
+    rename_on_load(model.net, layer_renames({"first": "1"}))  # net.1 was once saved as net.first
+    ema = EMA()
+    trainer(ema, 3).fit(model, loader())
+    old = {k.replace("net.1.", "net.first."): v for k, v in ema.state_dict()["shadow"].items()}
+    assert "net.first.weight" in old and not torch.equal(model.net[1].weight, ema.shadow["net.1.weight"])
+
+    resumed = EMA()
+    resumed.load_state_dict({"decay": 0.999, "num_updates": 3, "shadow": old})
+    resumed.on_fit_start(SimpleNamespace(optimizers=[]), model)  # type: ignore[arg-type]
+    assert set(resumed.shadow) == set(ema.shadow)
+    assert torch.equal(resumed.shadow["net.1.weight"], ema.shadow["net.1.weight"])  # restored, not restarted
+
+    copy_shadow_into(model, old)
+    assert torch.equal(model.net[1].weight, ema.shadow["net.1.weight"])

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import distributions as D
 
+from lit_genvision.methods.quantizers import gaussian_kl
 from lit_genvision.methods.vae import (
     attribute_vector,
     gaussian_log_prob,
@@ -29,6 +30,16 @@ def test_kl_matches_the_closed_form_term_by_term():
     )
     assert kl_divergence(mu, log_var).item() == pytest.approx(expected, rel=1e-6)
     assert kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4)).abs().max() == 0
+
+
+def test_one_kl_serves_the_vae_and_the_kl_bottleneck():
+    """Summed over every axis but the batch: (B, D) latents and (B, d, h, w) maps alike."""
+    assert gaussian_kl is kl_divergence
+    g = torch.Generator().manual_seed(0)
+    mu, log_var = torch.randn(3, 4, 5, 5, generator=g), torch.randn(3, 4, 5, 5, generator=g)
+    assert torch.equal(kl_divergence(mu, log_var), kl_divergence(mu.flatten(1), log_var.flatten(1)))
+    per_element = D.kl_divergence(D.Normal(mu, (0.5 * log_var).exp()), D.Normal(0.0, 1.0))
+    torch.testing.assert_close(kl_divergence(mu, log_var), per_element.sum((1, 2, 3)))
 
 
 def test_kl_matches_a_monte_carlo_estimate():

@@ -68,7 +68,7 @@ def fit(model: L.LightningModule, datamodule: L.LightningDataModule, steps: int)
 def test_default_unet_keeps_todays_parameters():
     names = {n for n, _ in unet(num_classes=10).named_parameters()}
     assert not any(n.startswith("vector_") for n in names)
-    assert {"vector_embed.weight", "vector_null"} <= {n for n, _ in unet(cond_dim=DIM).named_parameters()}
+    assert {"vector_embed.proj.weight", "vector_embed.null"} <= {n for n, _ in unet(cond_dim=DIM).named_parameters()}
 
 
 def test_vector_conditional_diffusion_trains_and_samples_with_guidance():

@@ -1,24 +1,14 @@
-"""ProGAN's networks: equalised learning rate (N(0, 1) storage, He-scaled use), pixel norm, the minibatch
-standard deviation channel, the fade-in at α = 0 and α = 1 for both networks, shapes at every stage,
-no gradient into stages not yet grown, and clear errors for a bad stage or α."""
+"""ProGAN's networks: the fade-in at α = 0 and α = 1 for both networks, shapes at every stage, no gradient
+into stages not yet grown, and clear errors for a bad stage or α (their equalised layers, pixel norm and
+minibatch stddev: ``test_equalized.py``)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lit_genvision.nn.progan import (
-    EqualizedConv2d,
-    EqualizedLinear,
-    MinibatchStdDev,
-    PixelNorm,
-    ProGANDiscriminator,
-    ProGANGenerator,
-    progan_channels,
-)
+from lit_genvision.nn.progan import ProGANDiscriminator, ProGANGenerator, progan_channels
 
 B, D, C, R = 4, 16, 3, 32
 WIDTHS = {4: 16, 8: 16, 16: 8, 32: 8}
@@ -50,79 +40,6 @@ def latents(n: int = B, seed: int = 1) -> torch.Tensor:
 
 def images(size: int, n: int = B, seed: int = 2) -> torch.Tensor:
     return torch.randn(n, C, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-# --- equalised learning rate ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("lr_multiplier", [1.0, 0.01])
-def test_equalized_weights_are_stored_standard_normal_over_the_lr_multiplier(lr_multiplier):
-    torch.manual_seed(0)
-    layers = (
-        EqualizedLinear(512, 512, lr_multiplier=lr_multiplier),
-        EqualizedConv2d(128, 128, 3, lr_multiplier=lr_multiplier),
-    )
-    for layer in layers:
-        w = layer.weight.detach() * lr_multiplier
-        assert abs(w.mean().item()) < 0.01
-        assert abs(w.std().item() - 1.0) < 0.01
-
-
-@pytest.mark.parametrize("lr_multiplier", [1.0, 0.01])
-def test_equalized_linear_uses_the_he_scaled_weight(lr_multiplier):
-    torch.manual_seed(0)
-    layer = randomise_biases(EqualizedLinear(64, 32, lr_multiplier=lr_multiplier, gain=math.sqrt(2)))
-    c = lr_multiplier * math.sqrt(2) / math.sqrt(64)
-    x = torch.randn(5, 64)
-    expected = F.linear(x, layer.weight * c, layer.bias * lr_multiplier)
-    torch.testing.assert_close(layer(x), expected)
-    # at initialisation the effective weight has He's variance gain²/fan_in, whatever the multiplier
-    big = EqualizedLinear(1024, 1024, lr_multiplier=lr_multiplier)
-    assert abs((big.weight * big.weight_gain).std().item() * math.sqrt(1024 / 2) - 1.0) < 0.01
-
-
-def test_equalized_linear_bias_init_is_the_effective_bias():
-    layer = EqualizedLinear(8, 4, lr_multiplier=0.01, bias_init=1.0)
-    torch.testing.assert_close(layer(torch.zeros(2, 8)), torch.ones(2, 4))
-
-
-@pytest.mark.parametrize("kernel_size, gain", [(3, math.sqrt(2)), (1, 1.0)])
-def test_equalized_conv_uses_the_he_scaled_weight(kernel_size, gain):
-    torch.manual_seed(0)
-    layer = randomise_biases(EqualizedConv2d(6, 5, kernel_size, gain=gain))
-    c = gain / math.sqrt(6 * kernel_size**2)
-    x = torch.randn(2, 6, 8, 8)
-    expected = F.conv2d(x, layer.weight * c, layer.bias, padding=kernel_size // 2)
-    torch.testing.assert_close(layer(x), expected)
-
-
-# --- pixel norm and minibatch standard deviation -------------------------------------------------
-
-
-def test_pixel_norm_gives_unit_mean_square_over_channels():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 7, 5, 5, generator=g) * (0.1 + 10 * torch.rand(3, 1, 5, 5, generator=g))  # scale per pixel
-    y = PixelNorm()(x)
-    torch.testing.assert_close(y.square().mean(dim=1), torch.ones(3, 5, 5))
-    torch.testing.assert_close(PixelNorm()(x[:, :, 0, 0]).square().mean(dim=1), torch.ones(3))  # latents (B, D)
-
-
-@pytest.mark.parametrize("batch, group_size, groups", [(8, 4, 2), (4, 4, 1), (6, 4, 2), (3, 4, 1), (5, 4, 5)])
-def test_minibatch_stddev_appends_one_channel_equal_to_the_group_std(batch, group_size, groups):
-    """groups = B / G with G the largest divisor of B not above min(group_size, B): 6 → G 3, 5 → G 1."""
-    x = torch.randn(batch, 5, 4, 4, generator=torch.Generator().manual_seed(0))
-    y = MinibatchStdDev(group_size)(x)
-    assert y.shape == (batch, 6, 4, 4)
-    torch.testing.assert_close(y[:, :5], x)
-    extra = y[:, 5]  # (B, H, W)
-    for j in range(groups):
-        members = list(range(j, batch, groups))  # strided groups, as in the official code
-        expected = torch.std(x[members], dim=0, unbiased=False).mean()  # another route: std, then mean (C, H, W)
-        for i in members:
-            assert torch.all(extra[i] == extra[i][0, 0])  # constant over the spatial map
-            torch.testing.assert_close(extra[i][0, 0], expected, atol=2e-4, rtol=1e-5)  # √(0 + 1e-8) for G = 1
-    if 1 < groups < batch:  # samples of different groups (0 and 1) see different numbers
-        assert extra[0, 0, 0] != extra[1, 0, 0]
 
 
 # --- shapes and channel rule ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """StyleGAN2 networks: the grouped modulated conv against its per-sample reference, demodulation's unit
 variance, equalised LR in the mapping, truncation, w_avg tracking, style mixing, noise modes, the ws count,
-and the residual discriminator (mbstd channel, conditioning, gradients)."""
+and the residual discriminator (conditioning, gradients; the mbstd channel: ``test_equalized.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import math
 import pytest
 import torch
 
+from lit_genvision.nn.equalized import EqualizedLinear
 from lit_genvision.nn.stylegan import (
-    EqualizedLinear,
     MappingNetwork,
-    MinibatchStdLayer,
     StyleGANDiscriminator,
     StyleGANGenerator,
     SynthesisNetwork,
@@ -228,18 +227,6 @@ def test_synthesis_channels() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- discriminator
-
-
-def test_minibatch_stddev_channel() -> None:
-    layer = MinibatchStdLayer(group_size=4)
-    x = torch.randn(8, 3, 4, 4)
-    y = layer(x)
-    assert y.shape == (8, 4, 4, 4)
-    assert torch.equal(y[:, :3], x)
-    groups = x.reshape(4, 2, 3, 4, 4)  # samples {i, i + 2, i + 4, i + 6} form group i
-    expected = groups.std(dim=0, unbiased=False).mean(dim=(1, 2, 3))  # (2,)
-    torch.testing.assert_close(y[:, 3, 0, 0], expected.repeat(4), atol=1e-5, rtol=1e-5)
-    assert MinibatchStdLayer(4)(torch.randn(6, 3, 4, 4)).shape == (6, 4, 4, 4)  # G lowered to 3
 
 
 @pytest.mark.parametrize("resolution", [16, 32])

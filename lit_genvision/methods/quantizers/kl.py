@@ -7,7 +7,7 @@ the latent is continuous (CompVis/latent-diffusion, ``DiagonalGaussianDistributi
     (1) (μ, log σ²) = split(h),   h (B, 2d, h, w) → μ, log σ² (B, d, h, w) along the channel axis
     (2) log σ² ← clamp(log σ², −30, 20)                        (LDM: keeps exp() finite)
     (3) z = μ + σ·ε,  ε ~ N(0, I)  in training;   z = μ  in eval (the posterior's mode)
-    (4) D_KL = ½ Σ_{c,h,w} (μ² + σ² − 1 − log σ²),  one value per image
+    (4) D_KL = −½ Σ_{c,h,w} (1 + log σ² − μ² − σ²),  one value per image (the VAE's ``kl_divergence``)
     (5) L_KL = w_KL · mean_B D_KL                              (LDM's KL-f4/f8 configs: w_KL = 1e-6)
 
 The tiny w_KL only keeps the latent's scale in check (LDM: a "slight KL-penalty"); the latent
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.quantizers.base import QuantizerAux
+from lit_genvision.methods.vae import kl_divergence
 
 #: (2): LDM's clamp of log σ², so σ = exp(½ log σ²) neither underflows nor overflows.
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -43,9 +44,8 @@ class Posterior(NamedTuple):
     aux: QuantizerAux
 
 
-def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
-    """(4): D_KL[N(μ, σ²) ‖ N(0, I)] = ½ Σ (μ² + σ² − 1 − log σ²), summed over all but the batch axis → (B,)."""
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
+#: (4), summed over all but the batch axis → (B,): the VAE's KL term, one function (kept under this name too).
+gaussian_kl = kl_divergence
 
 
 class DiagonalGaussianBottleneck(nn.Module):
@@ -84,7 +84,7 @@ class DiagonalGaussianBottleneck(nn.Module):
         """h (B, 2d, …) → z (B, d, …) by (3), ``None`` indices, aux with the loss (5)."""
         mean, logvar = self.moments(h)  # (1), (2)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean  # (3)
-        kl = self.kl_weight * gaussian_kl(mean.float(), logvar.float()).mean()  # (4), (5) in float32
+        kl = self.kl_weight * kl_divergence(mean.float(), logvar.float()).mean()  # (4), (5) in float32
         return Posterior(z, None, QuantizerAux(loss=kl, losses={"kl": kl}))
 
     def extra_repr(self) -> str:
