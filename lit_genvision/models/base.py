@@ -1,5 +1,5 @@
 """What every LightningModule of the platform shares: the batch-key check at setup, a record of
-the family in each checkpoint, state dicts of earlier revisions renamed on load, and the ``sample``
+the family in each checkpoint, and the ``sample``
 protocol of generative models (``GenerativeModel``; conditioning is ``models.conditional``)."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from torch import Tensor, nn
 from lit_genvision.methods.guidance import Conditioning
 from lit_genvision.methods.interpolation import interpolate_noise
 from lit_genvision.methods.sampling import SampleOptions
-from lit_genvision.nn.legacy import upgrade_state_dict
 
 CHECKPOINT_KEY = "lit_genvision"
 
@@ -104,8 +103,8 @@ class PlatformModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check the checkpoint holds this model, and rename the parameters of earlier revisions in its state
-        dict and EMA shadow (``nn.legacy``) before either is loaded."""
+        """Check the checkpoint holds this model (the names its networks have renamed since are mapped when the
+        state dict and the EMA shadow load, ``nn.renames``)."""
         info = checkpoint.get(CHECKPOINT_KEY)
         if info is None:
             raise ValueError(
@@ -117,10 +116,6 @@ class PlatformModule(L.LightningModule):
                 f"the checkpoint holds a {info['class']} ({info['family']} family) but the config builds a "
                 f"{qualified_name(type(self))}; resume with the config of the model that wrote the checkpoint."
             )
-        checkpoint["state_dict"] = upgrade_state_dict(self, checkpoint["state_dict"])
-        ema = (checkpoint.get("callbacks") or {}).get("EMA")
-        if isinstance(ema, dict) and isinstance(ema.get("shadow"), dict):
-            ema["shadow"] = upgrade_state_dict(self, ema["shadow"])
 
 
 class GenerativeModel(PlatformModule):

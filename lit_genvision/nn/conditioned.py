@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_genvision.nn.conditions import Condition, KnownRegion, Label, Layout, SemanticMap, Text, merge_encodings
-from lit_genvision.nn.legacy import register_legacy_keys
+from lit_genvision.nn.renames import rename_on_load
 from lit_genvision.nn.text import TextEncoder
 
 #: Raw cond entries handed to the backbone as they are when present (a vector given beside the conditions).
@@ -95,10 +95,11 @@ class ConditionedNet(nn.Module):
         self.in_channels = self.out_channels = out
         self.image_size = backbone.image_size
         self.num_classes = getattr(backbone, "num_classes", None)
-        register_legacy_keys(self)
+        rename_on_load(self, self.legacy_keys())
 
     def legacy_keys(self) -> dict[str, str]:
-        """Parameter names before conditions were objects (``text_encoder``, ``text_proj``, ``semantic_encoder``)."""
+        """The submodules' names before conditions were objects (``text_encoder``, ``text_proj``,
+        ``semantic_encoder``) → today's, for ``nn.renames``."""
         out = {}
         for name, condition in self.conditions.items():
             if isinstance(condition, Text):

@@ -4,6 +4,7 @@ A module that renames one of its parameters or buffers declares the map once, in
 
     rename_on_load(self, {"cross_q.weight": "cross.q.weight", ...})   # old → new, relative to the module
 
+A key ending in ``.`` renames a submodule: every tensor under ``old`` moves under ``new``.
 ``load_state_dict`` then moves ``prefix + old`` to ``prefix + new`` before the module reads its tensors (a
 load-state-dict pre-hook, so it works wherever the module sits in a model and under ``strict=True``), and
 `upgrade_state_dict` applies every map under a model to a flat state dict for code that matches names itself
@@ -23,7 +24,12 @@ RENAMES_ATTR = "renamed_state_keys"
 
 def _apply(state: dict[str, Any], prefix: str, renames: Mapping[str, str]) -> None:
     for old, new in renames.items():
-        if prefix + old in state and prefix + new not in state:
+        if old.endswith("."):  # a renamed submodule: every key under it moves
+            for key in [k for k in state if k.startswith(prefix + old)]:
+                moved = prefix + new + key[len(prefix + old) :]
+                if moved not in state:
+                    state[moved] = state.pop(key)
+        elif prefix + old in state and prefix + new not in state:
             state[prefix + new] = state.pop(prefix + old)
 
 

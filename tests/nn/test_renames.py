@@ -106,3 +106,12 @@ def test_upgrade_state_dict_applies_every_map_under_a_model_and_keeps_new_names(
     assert upgrade_state_dict(net, old) == {"a.weight": 1, "a.bias": 2, "b.c.weight": 3, "b.c.bias": 4}
     assert upgrade_state_dict(net, {"b.c.weight": 5, "b.old_c.weight": 6})["b.c.weight"] == 5  # today's name wins
     assert old["b.old_c.weight"] == 3  # the input is not modified
+
+
+def test_a_renamed_submodule_moves_every_tensor_under_it():
+    net = nn.ModuleDict({"conditions": nn.ModuleDict({"text": nn.ModuleDict({"proj": nn.Linear(2, 3)})})})
+    rename_on_load(net, {"text_proj.": "conditions.text.proj."})
+    old = {"text_proj.weight": torch.ones(3, 2), "text_proj.bias": torch.zeros(3)}
+    assert set(upgrade_state_dict(net, old)) == {"conditions.text.proj.weight", "conditions.text.proj.bias"}
+    net.load_state_dict(old)  # strict, through the pre-hook
+    assert torch.equal(net["conditions"]["text"]["proj"].weight, torch.ones(3, 2))
