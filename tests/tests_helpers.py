@@ -27,8 +27,7 @@ def tiny_diffusion_args(
         "model.init_args.net.init_args.channel_mults": "[1, 2]",
         "model.init_args.net.init_args.norm_groups": "4",
         "model.init_args.net.init_args.heads": "2",
-        "model.init_args.sampler.init_args.steps": "5",
-        "model.init_args.warmup_steps": "2",
+        "model.init_args.lr_scheduler.init_args.warmup_steps": "2",
         "data.init_args.image_size": "8",
         "data.init_args.batch_size": "64",
         "trainer.max_steps": str(max_steps),
@@ -40,7 +39,10 @@ def tiny_diffusion_args(
         "trainer.logger.init_args.name": name,
     }
     if "diffusion" in str(config):
-        overrides["model.init_args.schedule.init_args.timesteps"] = "50"
+        overrides["model.init_args.method.init_args.schedule.init_args.timesteps"] = "50"
+        overrides["model.init_args.method.init_args.sampler.init_args.steps"] = "5"
+    else:  # flow matching: an ODE solver
+        overrides["model.init_args.method.init_args.solver.init_args.steps"] = "5"
     args = ["--config", str(config)]
     for key, value in overrides.items():
         args += [f"--{key}", value]

@@ -115,6 +115,14 @@ class GenVisionCLI(LightningCLI):
                 f"builds a {configured['class_path']}; resume with the config that wrote the checkpoint."
             )
         saved = dict(ckpt.get("hyper_parameters") or {})
+        for part in ("method",):  # one model class, another method: another family
+            was = _as_dict(saved.get(part)).get("class_path")
+            now = _as_dict(_as_dict(configured.get("init_args")).get(part)).get("class_path")
+            if was and now and _qualified(now) != _qualified(was):
+                raise CheckpointError(
+                    f"--ckpt_path {ckpt_path} holds a {info['class']} ({info['family']} family) whose {part} is "
+                    f"{was}, but the config's is {now}; resume with the config that wrote the checkpoint."
+                )
         saved.pop("_instantiator", None)
         saved.pop("_class_path", None)
         saved.pop(PRETRAINED_KEY, None)  # a record of the parts it was built on, not an option

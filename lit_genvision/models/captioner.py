@@ -30,11 +30,11 @@ class CaptionerModel(PlatformModule):
         net: the decoder, e.g. ``CaptionDecoder(vocab_size, embed_dim, prefix_length, dim, depth, heads)`` by
             class_path; its vocabulary and embedding width must be the CLIP's. None builds one from the scalars
             below (the form of earlier revisions' configs).
-        prefix_length: tokens the image embedding becomes (ClipCap: 10 for COCO; a few suffice here).
-        dim: decoder width.
-        depth: decoder blocks.
-        heads: attention heads.
-        dropout: dropout inside the blocks.
+        prefix_length: tokens the image embedding becomes (ClipCap: 10 for COCO; 4 by default), without ``net``.
+        dim: decoder width (128), without ``net``.
+        depth: decoder blocks (3), without ``net``.
+        heads: attention heads (4), without ``net``.
+        dropout: dropout inside the blocks (0), without ``net``.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up steps.
@@ -48,11 +48,11 @@ class CaptionerModel(PlatformModule):
         self,
         clip: str,
         net: CaptionDecoder | None = None,
-        prefix_length: int = 4,
-        dim: int = 128,
-        depth: int = 3,
-        heads: int = 4,
-        dropout: float = 0.0,
+        prefix_length: int | None = None,
+        dim: int | None = None,
+        depth: int | None = None,
+        heads: int | None = None,
+        dropout: float | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
@@ -72,8 +72,14 @@ class CaptionerModel(PlatformModule):
         record_pretrained(self, "clip", info)
         self.clip = model
         tower = model.net.text_tower  # its embedding rows: at least the tokenizer's vocabulary
+        sizes = {"prefix_length": prefix_length, "dim": dim, "depth": depth, "heads": heads, "dropout": dropout}
         if net is None:
-            net = CaptionDecoder(tower.vocab_size, model.net.embed_dim, prefix_length, dim, depth, heads, dropout)
+            defaults = {"prefix_length": 4, "dim": 128, "depth": 3, "heads": 4, "dropout": 0.0}
+            sizes = {k: defaults[k] if v is None else v for k, v in sizes.items()}
+            net = CaptionDecoder(tower.vocab_size, model.net.embed_dim, **sizes)
+        elif any(v is not None for v in sizes.values()):
+            given = ", ".join(k for k, v in sizes.items() if v is not None)
+            raise ValueError(f"{given} size(s) the decoder built when no net is given; set them on the net instead.")
         wanted = (tower.vocab_size, model.net.embed_dim)
         if (net.vocab_size, net.embed_dim) != wanted:
             raise ValueError(

@@ -30,7 +30,7 @@ from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.methods.space import PixelSpace
 from lit_genvision.models.conditional import ConditionalModel, check_conditioning_arguments
 from lit_genvision.models.conditions import ensure_scale, ensure_tokenizer
-from lit_genvision.models.optim import optimizers
+from lit_genvision.models.optim import check_injected, optimizers
 from lit_genvision.models.pretrained import record_pretrained
 
 
@@ -81,6 +81,7 @@ class DenoisingModel(ConditionalModel):
         super().__init__()
         self.save_config()
         check_conditioning_arguments(label_dropout, guidance_scale, cond_dropout)
+        check_injected(optimizer, lr_scheduler)
         self.net = net
         self.method = method if method is not None else DiffusionMethod()
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler

@@ -37,9 +37,33 @@ class LinearWarmup(torch.optim.lr_scheduler.LambdaLR):
     {warmup_steps: 100}}`` beside an injected optimiser)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int) -> None:
-        check_int("warmup_steps", warmup_steps, low=1, hint="omit the scheduler for no warm-up")
+        check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
         self.warmup_steps = warmup_steps
-        super().__init__(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps))
+        super().__init__(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0)
+
+
+def check_injected(optimizer: Callable | None, lr_scheduler: Callable | None) -> None:
+    """Refuse, at construction and in one sentence, an injected optimiser or scheduler that would fail only when
+    training starts: its learning rate, weight decay and warm-up checked like the scalar arguments, then both
+    built once on a stand-in parameter."""
+    for part in (optimizer, lr_scheduler):
+        keywords = getattr(part, "keywords", None) or {}
+        if "lr" in keywords:
+            check_float("lr", keywords["lr"], low=0, low_open=True, hint="pass a positive learning rate such as 2e-4")
+        if "weight_decay" in keywords:
+            check_float("weight_decay", keywords["weight_decay"], low=0, hint="pass 0 for no weight decay")
+        if "warmup_steps" in keywords:
+            check_int("warmup_steps", keywords["warmup_steps"], low=0, hint="pass 0 for no warm-up")
+    if optimizer is None:
+        return
+    name = getattr(getattr(optimizer, "func", optimizer), "__name__", "the optimizer")
+    try:
+        opt = optimizer([torch.nn.Parameter(torch.zeros(1))])
+        if lr_scheduler is not None:
+            name = getattr(getattr(lr_scheduler, "func", lr_scheduler), "__name__", "the scheduler")
+            lr_scheduler(opt)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} cannot be built with the arguments given ({err}); fix its init_args.") from None
 
 
 def optimizers(params: Iterable, optimizer: Callable | None, lr_scheduler: Callable | None) -> Any:

@@ -38,11 +38,11 @@ class TokenPriorModel(ConditionalModel):
         net: the prior network, e.g. ``TokenTransformer(vocab_size, length, stages, dim, depth, heads,
             num_classes)`` by class_path; its vocabulary, length and stages must be the tokenizer's. None
             builds one from the scalars below (the form of earlier revisions' configs).
-        dim: transformer width.
-        depth: transformer blocks.
-        heads: attention heads.
-        num_classes: class-conditional through the start token (None: unconditional).
-        dropout: dropout inside the blocks.
+        dim: transformer width (256), without ``net``.
+        depth: transformer blocks (8), without ``net``.
+        heads: attention heads (8), without ``net``.
+        num_classes: class-conditional through the start token (None: unconditional), without ``net``.
+        dropout: dropout inside the blocks (0), without ``net``.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up steps.
@@ -62,11 +62,11 @@ class TokenPriorModel(ConditionalModel):
         self,
         tokenizer: str,
         net: TokenTransformer | None = None,
-        dim: int = 256,
-        depth: int = 8,
-        heads: int = 8,
+        dim: int | None = None,
+        depth: int | None = None,
+        heads: int | None = None,
         num_classes: int | None = None,
-        dropout: float = 0.0,
+        dropout: float | None = None,
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
@@ -92,8 +92,14 @@ class TokenPriorModel(ConditionalModel):
         self.grid = model.token_shape()
         stages = self.grid[2] if len(self.grid) == 3 else 1
         length = self.grid[0] * self.grid[1] * stages
+        sizes = {"dim": dim, "depth": depth, "heads": heads, "num_classes": num_classes, "dropout": dropout}
         if net is None:
-            net = TokenTransformer(model.vocab_size, length, stages, dim, depth, heads, num_classes, dropout)
+            defaults = {"dim": 256, "depth": 8, "heads": 8, "num_classes": None, "dropout": 0.0}
+            sizes = {k: defaults[k] if v is None else v for k, v in sizes.items()}
+            net = TokenTransformer(model.vocab_size, length, stages, **sizes)
+        elif any(v is not None for v in sizes.values()):
+            given = ", ".join(k for k, v in sizes.items() if v is not None)
+            raise ValueError(f"{given} size(s) the network built when no net is given; set them on the net instead.")
         got = (net.vocab_size, net.length, net.stages)
         if got != (model.vocab_size, length, stages):
             raise ValueError(

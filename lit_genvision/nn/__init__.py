@@ -32,6 +32,7 @@ from lit_genvision.nn.text import (
     TextEncoding,
 )
 from lit_genvision.nn.text_tokenizer import BPETokenizer, build_bpe_from_texts
+from lit_genvision.nn.token_prior import TokenTransformer
 from lit_genvision.nn.transformer import (
     KVCache,
     RotaryEmbedding,
@@ -100,5 +101,6 @@ __all__ = [
     "LearnedTextEmbedding",
     "TextEncoder",
     "TextEncoding",
+    "TokenTransformer",
     "build_bpe_from_texts",
 ]

@@ -35,7 +35,8 @@ def tiny_tokenizer_args(run_root, steps: int = 30, config=TOKENIZER) -> list[str
 def tiny_prior_args(run_root, tokenizer, steps: int = 30) -> list[str]:
     return [
         "--config", str(PRIOR), "--model.init_args.tokenizer", str(tokenizer),
-        "--model.init_args.dim", "32", "--model.init_args.depth", "2", "--model.init_args.heads", "2",
+        "--model.init_args.net.init_args.dim", "32", "--model.init_args.net.init_args.depth", "2",
+        "--model.init_args.net.init_args.heads", "2",
         "--trainer.max_steps", str(steps), "--trainer.check_val_every_n_epoch", "1",
         "--trainer.default_root_dir", str(run_root), "--trainer.logger.init_args.save_dir", str(run_root),
         *QUIET,

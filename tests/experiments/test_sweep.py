@@ -16,12 +16,13 @@ from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.experiments.sweep import SweepError, load_sweep, parameter_grid, validate
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+LR = "model.init_args.optimizer.init_args.lr"  # the diffusion config's injected AdamW
 TINY = [
     "--model.init_args.net.init_args.image_size=8",
     "--model.init_args.net.init_args.channel_mults=[1, 2]",
     "--model.init_args.net.init_args.norm_groups=4",
-    "--model.init_args.schedule.init_args.timesteps=50",
-    "--model.init_args.sampler.init_args.steps=3",
+    "--model.init_args.method.init_args.schedule.init_args.timesteps=50",
+    "--model.init_args.method.init_args.sampler.init_args.steps=3",
     "--data.init_args.image_size=8",
     "--data.init_args.batch_size=64",
     "--trainer.max_steps=6",
@@ -120,16 +121,17 @@ def test_offline_sweep_runs_records_fails_and_resumes(tmp_path):
 
 
 def test_a_value_the_model_refuses_stops_the_sweep_before_any_trial(tmp_path, capsys):
-    path = _write(tmp_path, method="grid", parameters={"model.init_args.lr": {"values": [1e-3, -1.0]}})
+    path = _write(tmp_path, method="grid", parameters={LR: {"values": [1e-3, -1.0]}})
     args = ["--run-dir", str(tmp_path / "runs"), "--store", str(tmp_path / "r.sqlite"), "--extra", *TINY]
     assert main(["sweep", str(path), "--count", "2", *args]) == 2
-    assert "model.init_args.lr=-1.0 is not accepted" in capsys.readouterr().err
+    assert "model.init_args.optimizer.init_args.lr=-1.0 is not accepted" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "sweep_state.json").exists()
 
 
 def test_random_trials_draw_different_values_despite_each_trial_reseeding(tmp_path):
     path = _write(
-        tmp_path, parameters={"model.init_args.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}
+        tmp_path,
+        parameters={LR: {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}},
     )
     config = yaml.safe_load(path.read_text())
     config.pop("early_terminate")
@@ -139,14 +141,14 @@ def test_random_trials_draw_different_values_despite_each_trial_reseeding(tmp_pa
     args = ["--run-dir", str(run_dir), "--store", str(tmp_path / "r.sqlite"), "--logger", "csv", "--num-samples", "70"]
     assert main(["sweep", str(path), "--count", "2", *args, "--extra", *TINY]) == 0
     trials = json.loads((run_dir / "sweep_state.json").read_text())
-    lrs = [t["config"]["model.init_args.lr"]["value"] for t in trials]
+    lrs = [t["config"][LR]["value"] for t in trials]
     assert len(set(lrs)) == 2 and all(t["state"] == "finished" for t in trials)
 
 
 def test_a_trial_is_evaluated_through_typed_options_without_a_parser(tmp_path, monkeypatch):
     """The sweep calls `evaluate(EvaluateOptions)` below the CLI: no argparse parser and no argv
     list between the sweep runner and evaluate (issue 14, "keep argparse at the edge")."""
-    path = _write(tmp_path, method="grid", parameters={"model.init_args.lr": {"values": [1e-3]}})
+    path = _write(tmp_path, method="grid", parameters={LR: {"values": [1e-3]}})
     config = yaml.safe_load(path.read_text())
     config.pop("early_terminate")
     config["command"] = [t for t in config["command"] if "ClassCoverage" not in str(t)]

@@ -246,7 +246,12 @@ def _fit_refused(argv: list[str], capsys) -> str:
 
 
 def test_fit_with_negative_warmup_does_not_start(tmp_path: Path, capsys):
-    argv = ["fit", *tiny_diffusion_args(tmp_path, max_steps=2), "--model.init_args.warmup_steps", "-5"]
+    argv = [
+        "fit",
+        *tiny_diffusion_args(tmp_path, max_steps=2),
+        "--model.init_args.lr_scheduler.init_args.warmup_steps",
+        "-5",
+    ]
     said = _fit_refused(argv, capsys)
     assert "warmup_steps must be an integer of at least 0, got -5" in said
     assert not (tmp_path / "tiny").exists() and not list(tmp_path.rglob("*.ckpt"))
@@ -255,7 +260,7 @@ def test_fit_with_negative_warmup_does_not_start(tmp_path: Path, capsys):
 def test_fit_constructor_error_is_one_sentence(tmp_path: Path, capsys):
     """The constructor's sentence alone, not jsonargparse's report of the whole config around it
     (a literal ``nan`` never reaches the constructor: jsonargparse refuses it as a float)."""
-    argv = ["fit", *tiny_diffusion_args(tmp_path, max_steps=2), "--model.init_args.lr", "-0.5"]
+    argv = ["fit", *tiny_diffusion_args(tmp_path, max_steps=2), "--model.init_args.optimizer.init_args.lr", "-0.5"]
     said = _fit_refused(argv, capsys).strip()
     expected = "lr must be a finite number greater than 0, got -0.5; pass a positive learning rate such as 2e-4."
     assert said == f"error: {expected}"

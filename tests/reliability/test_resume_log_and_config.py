@@ -41,7 +41,7 @@ def test_a_checkpoint_of_another_model_class_is_refused(tiny_checkpoint, tmp_pat
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert err[-1].startswith("error: --ckpt_path") and "DiffusionModel" in err[-1] and "FlowMatchingModel" in err[-1]
+    assert err[-1].startswith("error: --ckpt_path") and "DiffusionMethod" in err[-1] and "FlowMethod" in err[-1]
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
@@ -49,14 +49,14 @@ def test_an_option_given_with_a_resume_applies_and_is_listed(tiny_checkpoint, tm
     folder = tmp_path / "lr" / "version_0" / "checkpoints"
     folder.mkdir(parents=True)
     shutil.copy(tiny_checkpoint, folder / "last.ckpt")
-    args = tiny_diffusion_args(tmp_path, "lr", max_steps=22, **{"model.init_args.lr": "0.123"})
+    args = tiny_diffusion_args(tmp_path, "lr", max_steps=22, **{"model.init_args.optimizer.init_args.lr": "0.123"})
     assert main(["fit", *args, "--ckpt_path", str(folder / "last.ckpt")]) == 0
     err = capsys.readouterr().err
-    assert "model.init_args.lr = 0.123 (checkpoint: 0.001)" in err
+    assert "model.init_args.optimizer.init_args.lr = 0.123 (checkpoint: 0.001)" in err
     final = torch.load(folder / "last.ckpt", weights_only=True)
     assert final["global_step"] == 22
     assert final["optimizer_states"][0]["param_groups"][0]["initial_lr"] == 0.123
-    assert final["hyper_parameters"]["lr"] == 0.123
+    assert final["hyper_parameters"]["optimizer"]["init_args"]["lr"] == 0.123
 
 
 def test_an_option_the_weights_cannot_take_is_one_sentence(tiny_checkpoint, tmp_path, capsys):
