@@ -16,7 +16,7 @@ from lit_genvision.methods.autoregressive import beam, decode
 from lit_genvision.models.base import PlatformModule
 from lit_genvision.models.clip import CLIPModel
 from lit_genvision.models.optim import adamw_with_warmup
-from lit_genvision.models.pretrained import load_pretrained, record_pretrained
+from lit_genvision.models.pretrained import load_part, record_pretrained
 from lit_genvision.nn.captioner import CaptionDecoder
 
 
@@ -39,6 +39,8 @@ class CaptionerModel(PlatformModule):
         weight_decay: AdamW weight decay.
         warmup_steps: linear learning-rate warm-up steps.
         beam_width: beams of `caption` by default (1: greedy).
+        embed_parts: keep the CLIP's weights in this model's checkpoints (one self-contained file); False
+            holds it by reference to its checkpoint (path and SHA-256 checked on every load).
     """
 
     family = "captioner"
@@ -57,6 +59,7 @@ class CaptionerModel(PlatformModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
         beam_width: int = 3,
+        embed_parts: bool = True,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -64,11 +67,8 @@ class CaptionerModel(PlatformModule):
         check_float("weight_decay", weight_decay, low=0, hint="pass 0 for no weight decay")
         check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
         check_int("beam_width", beam_width, low=1, hint="pass 1 for greedy decoding")
-        model, info = load_pretrained(clip)
-        if not isinstance(model, CLIPModel):
-            raise ValueError(
-                f"clip {clip} holds a {type(model).__name__}; pass the checkpoint of a CLIPModel (configs/clip/*.yaml)."
-            )
+        hint = "pass the checkpoint of a CLIPModel (configs/clip/*.yaml)."
+        model, info = load_part(clip, "clip", CLIPModel, hint, embed=embed_parts)
         record_pretrained(self, "clip", info)
         self.clip = model
         tower = model.net.text_tower  # its embedding rows: at least the tokenizer's vocabulary

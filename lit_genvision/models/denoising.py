@@ -31,7 +31,7 @@ from lit_genvision.methods.space import PixelSpace
 from lit_genvision.models.conditional import ConditionalModel, check_conditioning_arguments
 from lit_genvision.models.conditions import ensure_scale, ensure_tokenizer
 from lit_genvision.models.optim import check_injected, optimizers
-from lit_genvision.models.pretrained import record_pretrained
+from lit_genvision.models.pretrained import record_parts
 
 
 class DenoisingModel(ConditionalModel):
@@ -95,22 +95,13 @@ class DenoisingModel(ConditionalModel):
             self._sample_shape = (net.in_channels, net.image_size, net.image_size)
             self.image_shape = tuple(self.space.image_shape(self._sample_shape))
         self.init_conditions(class_prompts, inpaint_masks)
-        self.record_parts()
+        record_parts(self)  # a first stage's or a text encoder's checkpoint, by path, hash, class and config
         self.last_nfe = 0
 
     @property
     def family(self) -> str:  # type: ignore[override]
         """The method's family: ``diffusion`` or ``flow_matching``."""
         return self.method.family
-
-    def record_parts(self) -> None:
-        """Record in this model's hyperparameters which checkpoints its frozen parts were loaded from (a CLIP text
-        tower, an autoencoder), so it rebuilds without their files."""
-        parts = {"text_encoder": getattr(self.net, "text_encoder", None), "first_stage": self.space}
-        for name, part in parts.items():
-            record = getattr(part, "pretrained_record", None)
-            if record is not None:
-                record_pretrained(self, name, record)
 
     def setup(self, stage: str) -> None:
         """At fit start: train a text encoder's tokenizer on the training captions and measure a latent space's

@@ -151,6 +151,11 @@ def _build(ckpt: dict[str, Any], path: str | Path, *, use_ema: bool, generative:
     token = _REBUILDING.set(records if isinstance(records, dict) else None)
     try:
         model = instantiate_module(cls, hparams)
+    except ValueError as err:  # jsonargparse reports a constructor's error inside its own: raise the sentence
+        inner = err
+        while isinstance(inner.__cause__, ValueError | CheckpointError):
+            inner = inner.__cause__
+        raise inner from None
     finally:
         _REBUILDING.reset(token)
     model.on_load_checkpoint(ckpt)
@@ -176,36 +181,116 @@ def load_model(
 
 
 def load_pretrained(
-    path: str | Path, *, use_ema: bool = True, generative: bool = False
-) -> tuple[PlatformModule, dict[str, str]]:
+    path: str | Path, *, use_ema: bool = True, generative: bool = False, name: str | None = None
+) -> tuple[PlatformModule, dict[str, Any]]:
     """A frozen, eval-mode platform model from ``path`` and ``{"path", "sha256", "class", "config"}``
     of the checkpoint it came from (pass both to ``record_pretrained``).
 
-    While a model that recorded this part is itself rebuilt from its checkpoint (``load_model``),
-    a ``path`` that no longer exists is not an error: the part is rebuilt from its recorded class
-    and config, and its weights then come from the owner's checkpoint, which holds them.
+    While a model that recorded this part (as ``name``, or by its path) is itself rebuilt from its checkpoint
+    (``load_model``): a part whose weights the owner's checkpoint holds (embedded, the default) is rebuilt from
+    its recorded class and config — the file is not read, and may be gone; a part held by reference is read
+    from its file, which must be the one recorded (same SHA-256), or loading stops with one sentence that
+    says which file changed or is gone.
     """
-    record = _recorded(path)
+    record = _recorded(path, name)
+    if record is not None and record.get("embedded", True):
+        return _from_record(record, str(path)), dict(record)
     if record is not None and not is_url(path) and not Path(path).exists():
-        check_class_paths({"class_path": record["class"], "config": record["config"]}, f"the record of {path}")
-        model = freeze(instantiate_module(_import(record["class"]), dict(record["config"])))
-        return model, dict(record)
+        raise CheckpointError(
+            f"this model holds its {name or 'part'} by reference to {path}, which is gone; put back the file "
+            f"with SHA-256 {record['sha256'][:16]}… there, or retrain the model with the part embedded."
+        )
     ckpt, digest = _read_hashed(path)
+    if record is not None and record.get("sha256") not in (None, digest):
+        raise CheckpointError(
+            f"{path}, the {name or 'part'} this model holds by reference, changed since it was trained (SHA-256 "
+            f"{digest[:16]}…, recorded {record['sha256'][:16]}…); put back the file it was trained with."
+        )
     model = freeze(_build(ckpt, path, use_ema=use_ema, generative=generative))
     config = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if k != "_instantiator"}
     return model, {"path": str(path), "sha256": digest, "class": ckpt[CHECKPOINT_KEY]["class"], "config": config}
 
 
-def _recorded(path: str | Path) -> dict[str, Any] | None:
-    """The record of the part loaded from ``path`` in the checkpoint being rebuilt, if any."""
-    for record in (_REBUILDING.get() or {}).values():
-        if isinstance(record, dict) and record.get("path") == str(path) and {"class", "config"} <= set(record):
-            return record
-    return None
+def load_part(
+    path: str | Path, name: str, kinds: type | tuple[type, ...], hint: str, *, embed: bool = True
+) -> tuple[PlatformModule, dict[str, Any]]:
+    """The one way a model loads a frozen part it is built on (a first stage, a tokenizer, a CLIP …): the model
+    of checkpoint ``path``, frozen, checked to be one of ``kinds`` (else one sentence ending with ``hint``),
+    and the record its owner keeps (``record_pretrained`` under ``name``).
+
+    ``embed`` keeps the part's weights in the owner's checkpoint (one self-contained file: the default);
+    ``embed=False`` records only the part's path, SHA-256, class and config, and the owner's checkpoints leave
+    its weights out (``by_reference``): rebuilding the owner reads the part's file and checks its hash.
+    """
+    model, info = load_pretrained(path, name=name)
+    if not isinstance(model, kinds):
+        raise ValueError(f"{path} holds a {type(model).__name__}; {hint}")
+    if not embed:
+        by_reference(model)
+    return model, {**info, "embedded": embed}
 
 
-def record_pretrained(owner: PlatformModule, name: str, info: dict[str, str]) -> None:
+def by_reference(module: nn.Module) -> nn.Module:
+    """Leave ``module``'s tensors out of every state dict it is part of, and let a state dict without them load
+    (strict): a frozen part held by reference, whose weights live in its own checkpoint."""
+    prefixes: list[str] = []
+
+    def drop(owner: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+        if prefix:  # within its owner's state dict (the part's own still holds everything)
+            for key in [k for k in state if k.startswith(prefix)]:
+                del state[key]
+
+    def remember(state: dict[str, Any], prefix: str, *args: Any) -> None:
+        if prefix:
+            prefixes.append(prefix)
+            for key in [k for k in state if k.startswith(prefix)]:
+                del state[key]  # an embedded copy is not read: the file is the part
+
+    def forgive(owner: nn.Module, incompatible: Any) -> None:
+        if prefixes:
+            incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if not k.startswith(tuple(prefixes))]
+
+    module._register_state_dict_hook(drop)
+    module._register_load_state_dict_pre_hook(remember)
+    module.register_load_state_dict_post_hook(forgive)
+    module.held_by_reference = True
+    return module
+
+
+def _from_record(record: dict[str, Any], source: str) -> PlatformModule:
+    """A part rebuilt from its recorded class and config (its weights come from the owner's checkpoint)."""
+    check_class_paths({"class_path": record["class"], "config": record["config"]}, f"the record of {source}")
+    config = dict(record["config"])
+    nested = config.pop(PRETRAINED_KEY, None)  # a part that is itself built on parts
+    token = _REBUILDING.set(nested if isinstance(nested, dict) else None)
+    try:
+        return freeze(instantiate_module(_import(record["class"]), config))
+    finally:
+        _REBUILDING.reset(token)
+
+
+def _recorded(path: str | Path, name: str | None = None) -> dict[str, Any] | None:
+    """The record of the part ``name`` (or, failing that, of the part loaded from ``path``) in the checkpoint
+    being rebuilt, if any."""
+    records = {
+        k: r for k, r in (_REBUILDING.get() or {}).items() if isinstance(r, dict) and {"class", "config"} <= set(r)
+    }
+    if name is not None and name in records:
+        return records[name]
+    return next((r for r in records.values() if r.get("path") == str(path)), None)
+
+
+def record_pretrained(owner: PlatformModule, name: str, info: dict[str, Any]) -> None:
     """Record which checkpoint ``owner``'s part ``name`` was loaded from in its hyperparameters
-    (``hparams["_pretrained"][name] = {"path", "sha256", "class", "config"}``), so its checkpoints
-    carry it and can rebuild the part without the file."""
+    (``hparams["_pretrained"][name] = {"path", "sha256", "class", "config", "embedded"}``), so its checkpoints
+    carry it and can rebuild the part without the file (embedded) or check the file (by reference)."""
     owner.hparams.setdefault(PRETRAINED_KEY, {})[name] = dict(info)
+
+
+def record_parts(owner: PlatformModule) -> None:
+    """Record every frozen part among ``owner``'s submodules that was built before ``owner`` (a first stage, a
+    text encoder: they carry ``part_name`` and ``pretrained_record``)."""
+    for module in owner.modules():
+        record = getattr(module, "pretrained_record", None)
+        if record is not None and module is not owner:
+            record_pretrained(owner, module.part_name, record)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from lit_genvision.models.clip import CLIPModel
-from lit_genvision.models.pretrained import load_pretrained
+from lit_genvision.models.pretrained import by_reference, load_part
 from lit_genvision.nn.text import TextEncoder, TextEncoding
 
 
@@ -23,21 +23,23 @@ class CLIPTextEncoder(TextEncoder):
 
     Args:
         checkpoint: path of a CLIP checkpoint (``configs/clip/*.yaml``).
+        embed: keep the tower's weights in the owning model's checkpoints (one self-contained file); False
+            holds them by reference to ``checkpoint`` (path and SHA-256 checked on every load).
     """
 
-    def __init__(self, checkpoint: str) -> None:
+    part_name = "text_encoder"
+
+    def __init__(self, checkpoint: str, embed: bool = True) -> None:
         super().__init__()
-        model, info = load_pretrained(checkpoint)
-        if not isinstance(model, CLIPModel):
-            raise ValueError(
-                f"{checkpoint} holds a {type(model).__name__}; pass the checkpoint of a CLIPModel "
-                "(configs/clip/*.yaml)."
-            )
+        hint = "pass the checkpoint of a CLIPModel (configs/clip/*.yaml)."
+        model, info = load_part(checkpoint, self.part_name, CLIPModel, hint, embed=embed)
         self.clip = model.net  # frozen: no gradient, always in eval mode (``load_pretrained``)
+        if not embed:
+            by_reference(self.clip)  # the network is what this module holds of the CLIP
         tower = self.clip.text_tower
         self.dim = tower.dim
         self.pooled_dim = self.clip.embed_dim  # the joint space
-        #: {"path", "sha256", "class", "config"} of the CLIP checkpoint, recorded by the owning model.
+        #: {"path", "sha256", "class", "config", "embedded"} of the CLIP checkpoint, recorded by the owning model.
         self.pretrained_record: dict[str, Any] = info
 
     @property

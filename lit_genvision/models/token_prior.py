@@ -22,7 +22,7 @@ from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.conditional import ConditionalModel
 from lit_genvision.models.diffusion import check_training_arguments
 from lit_genvision.models.optim import adamw_with_warmup
-from lit_genvision.models.pretrained import load_pretrained, record_pretrained
+from lit_genvision.models.pretrained import load_part, record_pretrained
 from lit_genvision.models.tokenizer import VQModel
 from lit_genvision.nn.token_prior import TokenTransformer
 
@@ -50,6 +50,8 @@ class TokenPriorModel(ConditionalModel):
         guidance_scale: default classifier-free guidance scale s at sampling.
         temperature: default sampling temperature T.
         top_k: default top-k (None: sample from every code).
+        embed_parts: keep the tokenizer's weights in this model's checkpoints (one self-contained file); False
+            holds it by reference to its checkpoint (path and SHA-256 checked on every load).
     """
 
     family = "token_prior"
@@ -74,6 +76,7 @@ class TokenPriorModel(ConditionalModel):
         guidance_scale: float = 1.0,
         temperature: float = 1.0,
         top_k: int | None = None,
+        embed_parts: bool = True,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -81,12 +84,8 @@ class TokenPriorModel(ConditionalModel):
         check_float("temperature", temperature, low=0, low_open=True, hint="pass 1 to sample the model as trained")
         if top_k is not None:
             check_int("top_k", top_k, low=1, hint="pass None to sample from every code")
-        model, info = load_pretrained(tokenizer)
-        if not isinstance(model, VQModel):
-            raise ValueError(
-                f"tokenizer {tokenizer} holds a {type(model).__name__}; pass the checkpoint of a VQModel "
-                "(configs/tokenizer/*.yaml)."
-            )
+        hint = "pass the checkpoint of a VQModel (configs/tokenizer/*.yaml)."
+        model, info = load_part(tokenizer, "tokenizer", VQModel, hint, embed=embed_parts)
         record_pretrained(self, "tokenizer", info)
         self.tokenizer = model
         self.grid = model.token_shape()
