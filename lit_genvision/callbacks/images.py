@@ -36,6 +36,12 @@ def _pil(grid: np.ndarray) -> Image.Image:
     return Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
 
 
+def npz_array(images: Tensor) -> np.ndarray:
+    """The ``.npz`` layout: uint8 channels last, (N, H, W, C) for images, (N, T, H, W, C) for videos."""
+    pixels = to_uint8(images.detach().cpu())
+    return (pixels.permute(0, 2, 3, 4, 1) if is_video(pixels) else pixels.permute(0, 2, 3, 1)).numpy()
+
+
 def save_images(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save by suffix: ``.png``/``.jpg`` a grid (`grid_image`); ``.gif`` the videos playing side by side
     (`save_gif`, at its default fps); ``.npz`` the raw samples as uint8 ``arr_0`` of shape (N, H, W, C)
@@ -43,9 +49,7 @@ def save_images(images: Tensor, path: str | Path, nrow: int | None = None) -> Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npz":
-        pixels = to_uint8(images.detach().cpu())
-        arr = pixels.permute(0, 2, 3, 4, 1) if is_video(pixels) else pixels.permute(0, 2, 3, 1)  # channels last
-        np.savez(path, arr_0=arr.numpy())
+        np.savez(path, arr_0=npz_array(images))
     elif path.suffix.lower() in {".png", ".jpg", ".jpeg"}:
         _pil(grid_image(images, nrow)).save(path)
     elif path.suffix.lower() == ".gif":
