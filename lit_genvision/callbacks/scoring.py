@@ -23,6 +23,7 @@ from torch import Tensor
 
 from lit_genvision.callbacks.ema import find_ema
 from lit_genvision.callbacks.rng import rng_preserved
+from lit_genvision.metrics.frames import frame_batch
 from lit_genvision.metrics.generation import gather_to_rank0, generate_batches
 from lit_genvision.metrics.scoring import (
     METRICS,
@@ -141,7 +142,8 @@ class QualityScore(L.Callback):
                 world=world,
             )
             for b, images, labels, prompts in batches:
-                parts.append((b, [s.extractor(images) for s in scorers], labels, prompts))
+                frames, labels, prompts = frame_batch(images, labels, prompts)  # a video: each frame one sample
+                parts.append((b, [s.extractor(frames) for s in scorers], labels, prompts))
         parts = gather_to_rank0(parts)
         values: dict[str, float] = {}
         if trainer.is_global_zero:

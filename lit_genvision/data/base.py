@@ -1,4 +1,10 @@
-"""What every DataModule shares: the batch contract and uint8 → [-1, 1] conversion on the device."""
+"""What every DataModule shares: the batch contract and uint8 → [-1, 1] conversion on the device.
+
+Pixel keys (`PIXEL_KEYS`): ``image`` (B, C, H, W) and ``video`` (B, C, T, H, W) — channels before
+frames, as the networks take them (DESIGN.md: an image is a one-frame video). A dataset holding clips
+as (N, T, H, W, C), the ``.npz`` layout, permutes them once when it loads them. Both keys travel as
+uint8 and go through one rule on the device, `pixels_to_unit_range`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lit_genvision.methods.augment import flip_crop
 
+#: Batch keys that hold pixels: uint8 in the loader, float in [-1, 1] on the device.
+PIXEL_KEYS: tuple[str, ...] = ("image", "video")
+
 
 def to_unit_range(images: Tensor) -> Tensor:
     """uint8 [0, 255] → float [-1, 1]: x / 127.5 − 1."""
@@ -21,6 +30,34 @@ def to_unit_range(images: Tensor) -> Tensor:
 def to_uint8(images: Tensor) -> Tensor:
     """float [-1, 1] → uint8 [0, 255], rounding to the nearest level."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def pixels_to_unit_range(batch: dict, crop: int = 0, flip: bool = False) -> dict:
+    """Every uint8 pixel key of ``batch`` (`PIXEL_KEYS`) → float in [-1, 1]; other keys untouched.
+
+    With ``crop`` or ``flip`` the pixels are first flipped / cropped (`flip_crop`, ``crop`` pixels of
+    reflection padding) while still uint8, a quarter of the bytes: one draw per sample, shared by all
+    the frames of a video and by every pixel key of the same size (an image stays aligned with its clip).
+    """
+    if not isinstance(batch, dict):
+        return batch
+    keys = [k for k in PIXEL_KEYS if isinstance(batch.get(k), Tensor) and batch[k].dtype == torch.uint8]
+    if not keys:
+        return batch
+    pixels = {k: batch[k] for k in keys}
+    if crop or flip:
+        pixels = _flip_crop_together(pixels, crop, flip)
+    return {**batch, **{k: to_unit_range(v) for k, v in pixels.items()}}
+
+
+def _flip_crop_together(pixels: dict[str, Tensor], crop: int, flip: bool) -> dict[str, Tensor]:
+    """`flip_crop` with one draw per sample for all of ``pixels`` (same B, H, W), else one per key."""
+    shapes = {(v.shape[0], *v.shape[-2:]) for v in pixels.values()}
+    if len(pixels) == 1 or len(shapes) > 1:
+        return {k: flip_crop(v, crop, flip=flip) for k, v in pixels.items()}
+    flat = [v.flatten(1, -3) for v in pixels.values()]  # (B, C·T, H, W) each
+    out = flip_crop(torch.cat(flat, dim=1), crop, flip=flip).split([f.shape[1] for f in flat], dim=1)
+    return {k: o.reshape(v.shape) for (k, v), o in zip(pixels.items(), out, strict=True)}
 
 
 class TensorImageDataset(Dataset):
@@ -53,8 +90,8 @@ def pass_through(batch: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Base DataModule: batches are dicts; ``image`` stays uint8 until it reaches the device,
-    where it becomes float NCHW in [-1, 1] (DESIGN.md, "Contracts"), and training batches get the
+    """Base DataModule: batches are dicts; pixel keys (``image``, ``video``) stay uint8 until they reach
+    the device, where they become float in [-1, 1] (DESIGN.md, "Contracts"), and training batches get the
     batched flip/crop augmentation there (``augment_crop`` pixels of reflection padding,
     ``augment_flip`` random horizontal flips)."""
 
@@ -166,14 +203,11 @@ class ImageDataModule(L.LightningDataModule):
         self._resume_skip, self._pass_started = self.batches_in_pass, False
 
     def device_transform(self, batch: dict, training: bool) -> dict:
-        """uint8 → [-1, 1] on the device; training batches are flipped/cropped first, while still
-        uint8 (a quarter of the bytes to move)."""
-        if isinstance(batch, dict) and "image" in batch and batch["image"].dtype == torch.uint8:
-            image = batch["image"]
-            if training and (self.augment_crop or self.augment_flip):
-                image = flip_crop(image, self.augment_crop, flip=self.augment_flip)
-            batch = {**batch, "image": to_unit_range(image)}
-        return batch
+        """Every uint8 pixel key (``image``, ``video``) → [-1, 1] on the device (`pixels_to_unit_range`);
+        training batches are flipped/cropped first, while still uint8."""
+        if not training:
+            return pixels_to_unit_range(batch)
+        return pixels_to_unit_range(batch, self.augment_crop, self.augment_flip)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         trainer = getattr(self, "trainer", None)

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lit_genvision.data.base import ImageDataModule, to_unit_range
+from lit_genvision.data.base import ImageDataModule, pixels_to_unit_range
 from lit_genvision.data.images import BAD_IMAGE_ERRORS, SkippedFiles, open_rgb, resize_to
 
 LAYOUT = (
@@ -382,7 +382,7 @@ class OpenImagesDataModule(ImageDataModule):
     def device_transform(self, batch: dict, training: bool) -> dict:
         """uint8 images → float [-1, 1]; training batches get flips that keep boxes and semantic map aligned."""
         if isinstance(batch, dict) and "image" in batch and batch["image"].dtype == torch.uint8:
-            batch = {**batch, "image": to_unit_range(batch["image"])}
+            batch = pixels_to_unit_range(batch)
             if training and self.augment_flip:
                 batch = flip_layouts(batch)
         return batch

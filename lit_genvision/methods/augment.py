@@ -13,7 +13,10 @@ from torch import Tensor, nn
 def flip_crop(x: Tensor, pad: int, flip: bool = True, generator: torch.Generator | None = None) -> Tensor:
     """Random horizontal flip (if ``flip``) and random crop after ``pad``-pixel reflection padding,
     for a whole batch (B, C, H, W) at once: two gathers (rows, then columns with the flip folded
-    into the column order), no per-image Python."""
+    into the column order), no per-image Python. Videos (B, C, T, H, W), or any (B, …, H, W): one
+    flip and one crop per sample, shared by all its frames."""
+    if x.ndim != 4:
+        return flip_crop(x.flatten(1, -3), pad, flip, generator).view(x.shape)  # (B, C·T, H, W) and back
     b, c, h, w = x.shape
     dev = x.device
     gdev = generator.device if generator is not None else dev

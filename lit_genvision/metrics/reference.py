@@ -11,6 +11,7 @@ from torch import Tensor
 
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.metrics.digits import cache_dir
+from lit_genvision.metrics.frames import as_frames
 from lit_genvision.metrics.frechet import FeatureStats, GaussianStats
 
 Extractor = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -25,7 +26,7 @@ class Reference:
 
 
 def image_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
-    """uint8 images → float batches in [-1, 1]."""
+    """uint8 images (or videos) → float batches in [-1, 1]."""
     for i in range(0, len(images), batch_size):
         yield to_unit_range(images[i : i + batch_size])
 
@@ -35,12 +36,13 @@ def reference_key(dataset: str, split: str, image_size: int, extractor_name: str
 
 
 def extract(extractor, batches: Iterable[Tensor]) -> tuple[FeatureStats, Tensor, Tensor]:
-    """Run ``extractor`` over image batches in [-1, 1]: streaming stats, kept features, probabilities."""
+    """Run ``extractor`` over batches of images, or of videos frame by frame (`as_frames`), in [-1, 1]:
+    streaming stats, kept features, probabilities."""
     stats = FeatureStats(extractor.dim)
     kept, probs = [], []
     n_kept = 0
     for images in batches:
-        feats, p = extractor(images)
+        feats, p = extractor(as_frames(images))  # (N·T, D), (N·T, K) for videos
         stats.update(feats)
         if n_kept < KID_FEATURES:
             kept.append(feats[: KID_FEATURES - n_kept].float())

@@ -1,4 +1,5 @@
-"""Scoring generated images against a reference, batch by batch.
+"""Scoring generated images against a reference, batch by batch. A video is scored frame by frame
+(`lit_genvision.metrics.frames`): each frame is one sample, with its video's label and prompt.
 
 Which metrics exist, and how each is computed, is the registry's business
 (:mod:`lit_genvision.metrics.registry`, filled by the modules of :mod:`lit_genvision.metrics.families`);
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_genvision.metrics.frames import frame_batch
 from lit_genvision.metrics.frechet import FeatureStats
 from lit_genvision.metrics.reference import KID_FEATURES, Reference, image_batches, reference_key, reference_stats
 from lit_genvision.metrics.registry import FAMILIES, METRICS, Metric
@@ -101,9 +103,10 @@ class Scorer:
         return Scorer(self.extractor, self.reference, self.metrics)
 
     def update(self, images: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None) -> None:
-        """Add generated images; ``labels`` and ``prompts`` are the classes and texts they were asked
-        to show, if any."""
-        self.add(*self.extractor(images), labels, prompts)
+        """Add generated images (N, C, H, W) or videos (N, C, T, H, W), scored frame by frame (`frame_batch`);
+        ``labels`` and ``prompts`` are the classes and texts they were asked to show, if any."""
+        frames, labels, prompts = frame_batch(images, labels, prompts)  # (N·T, C, H, W), (N·T,), N·T texts
+        self.add(*self.extractor(frames), labels, prompts)
 
     def add(self, feats: Tensor, probs: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None) -> None:
         """Add already extracted features and class probabilities (gathered from other ranks)."""

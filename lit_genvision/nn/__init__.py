@@ -21,6 +21,16 @@ from lit_genvision.nn.dit import DIT_SIZES, DiT
 from lit_genvision.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from lit_genvision.nn.gan import DCGANDiscriminator, DCGANGenerator
 from lit_genvision.nn.lpips import LPIPS
+from lit_genvision.nn.patches import (
+    AxialRotaryEmbedding,
+    RotaryEmbedding,
+    apply_rotary,
+    patchify,
+    sincos_1d,
+    sincos_2d,
+    sincos_3d,
+    unpatchify,
+)
 from lit_genvision.nn.patchgan import PatchGANDiscriminator
 from lit_genvision.nn.progan import ProGANDiscriminator, ProGANGenerator
 from lit_genvision.nn.stylegan import MappingNetwork, StyleGANDiscriminator, StyleGANGenerator
@@ -33,15 +43,7 @@ from lit_genvision.nn.text import (
 )
 from lit_genvision.nn.text_tokenizer import BPETokenizer, build_bpe_from_texts
 from lit_genvision.nn.token_prior import TokenTransformer
-from lit_genvision.nn.transformer import (
-    KVCache,
-    RotaryEmbedding,
-    Transformer,
-    TransformerBlock,
-    apply_rotary,
-    sincos_1d,
-    sincos_2d,
-)
+from lit_genvision.nn.transformer import KVCache, Transformer, TransformerBlock
 from lit_genvision.nn.unet import AttentionBlock, DownBlock, ResidualBlock, UNet, UpBlock
 from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
 from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
@@ -82,13 +84,17 @@ __all__ = [
     "UNet",
     "UpBlock",
     "sinusoidal_embedding",
+    "AxialRotaryEmbedding",
     "KVCache",
     "RotaryEmbedding",
     "Transformer",
     "TransformerBlock",
     "apply_rotary",
+    "patchify",
     "sincos_1d",
     "sincos_2d",
+    "sincos_3d",
+    "unpatchify",
     "VQGANDecoder",
     "VQGANEncoder",
     "ViTDecoder",

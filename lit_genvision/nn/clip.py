@@ -19,9 +19,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lit_genvision.nn.patches import grid_side, patchify
 from lit_genvision.nn.text import TextEncoder
 from lit_genvision.nn.transformer import Transformer
-from lit_genvision.nn.vit import grid_side, patchify
 
 #: log(1/0.07): CLIP's initial temperature 0.07 as a log-scale on the logits.
 INIT_LOG_SCALE = math.log(1 / 0.07)

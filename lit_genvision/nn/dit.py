@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from lit_genvision.nn.embeddings import VECTOR_EMBEDDING_RENAMES, TimestepEmbedding, VectorEmbedding
+from lit_genvision.nn.patches import patchify, sincos_2d, unpatchify
 from lit_genvision.nn.renames import rename_on_load
-from lit_genvision.nn.transformer import TransformerBlock, modulate, sincos_2d
-from lit_genvision.nn.vit import patchify, unpatchify
+from lit_genvision.nn.transformer import TransformerBlock, modulate
 
 #: The paper's Table 1: name → (hidden D, depth, heads). DiT-XL/2 is ``DiT.named("XL", patch_size=2)``.
 DIT_SIZES: dict[str, tuple[int, int, int]] = {

@@ -1,4 +1,4 @@
-"""One pre-norm transformer block, its position helpers and a KV cache.
+"""One pre-norm transformer block and a KV cache.
 
 DiT, the ViT towers, the text tower, the token prior and the video DiT are stacks of
 `TransformerBlock`. The block (Vaswani et al. 2017, pre-LN as in GPT-2 / ViT):
@@ -13,9 +13,10 @@ adaLN-Zero (DiT, Peebles & Xie 2023, §3.2): a zero-initialised linear map of Si
 gate g is 0 at initialisation and the block is the identity.
 
 Attention goes through `lit_genvision.nn.ops.attention` (its key-padding convention: True = keep).
-Positions: `sincos_1d` / `sincos_2d` (fixed, added to the tokens; MAE, He et al. 2021; DiT) and
-rotary embeddings (RoPE, Su et al. 2021, applied to q and k). `KVCache` keeps past keys and values
-so autoregressive decoding costs one token's work per step.
+Positions live in `lit_genvision.nn.patches`: fixed sin-cos tables are added to the tokens by the
+network on top; rotary embeddings (RoPE, Su et al. 2021) reach the block as ``rope`` = (cos, sin) and
+rotate q and k. `KVCache` keeps past keys and values so autoregressive decoding costs one token's
+work per step.
 """
 
 from __future__ import annotations
@@ -24,89 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from lit_genvision.nn import ops
-from lit_genvision.nn.embeddings import sinusoidal_embedding
+from lit_genvision.nn.patches import RotaryEmbedding, apply_rotary
 from lit_genvision.nn.renames import layer_renames, rename_on_load
-
-# ----------------------------------------------------------------------------------------------
-# Fixed sin-cos positions
-# ----------------------------------------------------------------------------------------------
-
-
-def sincos_1d(positions: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sin-cos features of (possibly fractional) positions: positions (*S) → (*S, dim).
-
-    pe(p)_i = [cos(p·ω_i), sin(p·ω_i)], ω_i = max_period^(−i/(dim/2)) (Vaswani et al. 2017) — the
-    same features as `sinusoidal_embedding`, which it reuses, for positions of any shape.
-    """
-    return sinusoidal_embedding(positions.reshape(-1), dim, max_period).reshape(*positions.shape, dim)
-
-
-def sincos_2d(h: int, w: int, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Fixed 2-D sin-cos position embedding of an h × w grid (MAE, He et al. 2021; used by DiT).
-
-    pe(i, j) = [sincos_1d(i, dim/2), sincos_1d(j, dim/2)] for row i, column j; rows are flattened
-    row-major (token i·w + j), matching ``rearrange(x, "b c h w -> b (h w) c")``. Returns
-    (h·w, dim) in float32. (MAE concatenates [sin, cos] per axis and the column half first: the same
-    features in another channel order.)
-    """
-    if dim % 4:
-        raise ValueError(f"sincos_2d needs dim divisible by 4 (two axes × cos, sin), got {dim}.")
-    rows = torch.arange(h, dtype=torch.float32).repeat_interleave(w)  # (h·w,) i
-    cols = torch.arange(w, dtype=torch.float32).repeat(h)  # (h·w,) j
-    return torch.cat([sincos_1d(rows, dim // 2, max_period), sincos_1d(cols, dim // 2, max_period)], dim=-1)
-
-
-# ----------------------------------------------------------------------------------------------
-# Rotary position embedding (RoPE)
-# ----------------------------------------------------------------------------------------------
-
-
-class RotaryEmbedding(nn.Module):
-    """cos and sin tables of rotary position embedding (RoFormer, Su et al. 2021, eq. 34).
-
-    Channel pairs (x_i, x_{i+d/2}) of a head of size d are rotated by the angle p·θ_i at
-    position p, θ_i = base^(−2i/d), i = 0 … d/2 − 1 (the "rotate half" pairing of GPT-NeoX and
-    Llama). Since rotations compose, ⟨R_m q, R_n k⟩ = ⟨q, R_{n−m} k⟩ depends on m − n only.
-    """
-
-    inv_freq: Tensor
-
-    def __init__(self, head_dim: int, base: float = 10_000.0) -> None:
-        super().__init__()
-        if head_dim % 2:
-            raise ValueError(f"RotaryEmbedding needs an even head_dim, got {head_dim}.")
-        self.head_dim = head_dim
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (d/2,) θ_i
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-
-    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """positions (N,) or (B, N), absolute → cos, sin of shape (*positions.shape, head_dim), fp32."""
-        angles = positions.float()[..., None] * self.inv_freq.to(positions.device)  # (*S, d/2) p·θ_i
-        angles = torch.cat([angles, angles], dim=-1)  # (*S, d) each θ_i serves x_i and x_{i+d/2}
-        return angles.cos(), angles.sin()
-
-    def at(self, n: int, offset: int = 0, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-        """cos, sin for the absolute positions offset … offset + n − 1 (offset: a KV cache's length)."""
-        return self(torch.arange(offset, offset + n, device=device or self.inv_freq.device))
-
-
-def _rotate_half(x: Tensor) -> Tensor:
-    """(x₁, x₂) → (−x₂, x₁) over the two halves of the last dimension."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """R_p x = x·cos(pθ) + rotate_half(x)·sin(pθ) (RoPE, Su et al. 2021).
-
-    x: (B, H, N, d) queries or keys; cos, sin: (N, d) or (B, N, d) from `RotaryEmbedding`.
-    Computed in fp32 and returned in x's dtype.
-    """
-    if cos.ndim == 3:  # (B, N, d) → (B, 1, N, d), broadcast over heads
-        cos, sin = cos[:, None], sin[:, None]
-    xf = x.float()
-    return (xf * cos + _rotate_half(xf) * sin).to(x.dtype)
-
 
 # ----------------------------------------------------------------------------------------------
 # KV cache
@@ -396,14 +316,4 @@ class Transformer(nn.Module):
         return self.norm(x)  # (B, N, D)
 
 
-__all__ = [
-    "CrossAttention",
-    "KVCache",
-    "RotaryEmbedding",
-    "Transformer",
-    "TransformerBlock",
-    "apply_rotary",
-    "modulate",
-    "sincos_1d",
-    "sincos_2d",
-]
+__all__ = ["CrossAttention", "KVCache", "Transformer", "TransformerBlock", "modulate"]

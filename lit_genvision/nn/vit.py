@@ -17,28 +17,8 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 
-from lit_genvision.nn.transformer import Transformer, sincos_2d
-
-
-def patchify(x: Tensor, patch_size: int) -> Tensor:
-    """(B, C, S, S) → (B, (S/p)², p·p·C): patches in row-major order, each flattened row by row,
-    channels last within a pixel."""
-    return rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
-
-
-def unpatchify(tokens: Tensor, patch_size: int, channels: int) -> Tensor:
-    """The inverse of `patchify`: (B, (S/p)², p·p·C) → (B, C, S, S) (a square grid of patches)."""
-    side = round(tokens.shape[1] ** 0.5)
-    return rearrange(
-        tokens, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=side, w=side, p1=patch_size, p2=patch_size, c=channels
-    )
-
-
-def grid_side(image_size: int, patch_size: int) -> int:
-    """S/p, the side of the token grid of a square image of side S cut into p×p patches (S divisible by p)."""
-    if image_size % patch_size:
-        raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}.")
-    return image_size // patch_size
+from lit_genvision.nn.patches import grid_side, patchify, sincos_2d, unpatchify
+from lit_genvision.nn.transformer import Transformer
 
 
 def _head(dim: int, out: int, tanh_head: bool) -> nn.Module:
@@ -133,4 +113,4 @@ class ViTDecoder(_PatchTransformer):
         return unpatchify(patches, self.patch_size, self.out_channels)  # (B, C, S, S)
 
 
-__all__ = ["ViTDecoder", "ViTEncoder", "grid_side", "patchify", "unpatchify"]
+__all__ = ["ViTDecoder", "ViTEncoder"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lit_genvision.nn.dit import DIT_SIZES, DiT
-from lit_genvision.nn.vit import patchify, unpatchify
+from lit_genvision.nn.patches import patchify, unpatchify
 
 B, C, S, K, M, CTX = 3, 2, 8, 5, 4, 12
 

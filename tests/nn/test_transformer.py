@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from kernel_helpers import kernel_device
 
 from lit_genvision.nn import ops
-from lit_genvision.nn.embeddings import sinusoidal_embedding
-from lit_genvision.nn.transformer import (
-    KVCache,
-    RotaryEmbedding,
-    Transformer,
-    TransformerBlock,
-    apply_rotary,
-    sincos_1d,
-    sincos_2d,
-)
+from lit_genvision.nn.patches import RotaryEmbedding
+from lit_genvision.nn.transformer import KVCache, Transformer, TransformerBlock
 
 B, N, D, H, M, CTX, COND = 2, 6, 16, 2, 5, 12, 8
 
@@ -132,49 +122,6 @@ def test_transformer_kv_cache_decoding_equals_the_causal_pass(use_rope):
     assert all(c.length == N for c in cache)
     with pytest.raises(ValueError, match="new_cache"):
         net(t["x"], cache=cache[:1])
-
-
-def test_sincos_1d_is_the_timestep_embedding_for_any_shape():
-    pos = torch.arange(12.0).reshape(3, 4)
-    torch.testing.assert_close(sincos_1d(pos, 8), sinusoidal_embedding(pos.flatten(), 8).reshape(3, 4, 8))
-
-
-def test_sincos_2d_matches_the_formula():
-    h, w, dim = 3, 4, 16
-    quarter = dim // 4
-    expected = torch.zeros(h * w, dim, dtype=torch.float64)
-    for i in range(h):
-        for j in range(w):
-            for a, p in enumerate((i, j)):  # first half: the row, second half: the column
-                for f in range(quarter):
-                    omega = 10_000.0 ** (-f / quarter)
-                    expected[i * w + j, a * dim // 2 + f] = math.cos(p * omega)
-                    expected[i * w + j, a * dim // 2 + quarter + f] = math.sin(p * omega)
-    torch.testing.assert_close(sincos_2d(h, w, dim).double(), expected, rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="divisible by 4"):
-        sincos_2d(2, 2, 6)
-
-
-def test_rotary_scores_depend_only_on_the_relative_position():
-    d = 8
-    rotary = RotaryEmbedding(d)
-    g = torch.Generator().manual_seed(0)
-    q, k = torch.randn(1, 1, 1, d, generator=g), torch.randn(1, 1, 1, d, generator=g)
-
-    def score(m: int, n: int) -> float:
-        cm, sm = rotary(torch.tensor([m]))
-        cn, sn = rotary(torch.tensor([n]))
-        return (apply_rotary(q, cm, sm) * apply_rotary(k, cn, sn)).sum().item()
-
-    for m, n in [(3, 1), (1, 3), (0, 0), (5, 9)]:
-        for shift in (1, 7, 40):
-            assert score(m + shift, n + shift) == pytest.approx(score(m, n), abs=1e-4)
-    assert score(3, 1) != pytest.approx(score(3, 2), abs=1e-3)
-    cos, sin = rotary(torch.zeros(1))  # position 0 is no rotation, and a rotation keeps the norm
-    torch.testing.assert_close(apply_rotary(q, cos, sin), q)
-    cos, sin = rotary(torch.tensor([[2, 5]]))  # per-sample positions (B, N, d)
-    x = torch.randn(1, 3, 2, d, generator=g)
-    torch.testing.assert_close(apply_rotary(x, cos, sin).norm(dim=-1), x.norm(dim=-1))
 
 
 def _grads(block: TransformerBlock, **kwargs) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from lit_genvision.nn import (
     VQGANDecoder,
     VQGANEncoder,
 )
-from lit_genvision.nn.vit import patchify, unpatchify
+from lit_genvision.nn.patches import patchify, unpatchify
 
 CONV = dict(channels=8, channel_mults=(1, 2), depth=1, attention_at=(8,), z_channels=4, norm_groups=4)
 VIT = dict(patch_size=4, dim=16, depth=1, heads=2, z_channels=4)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_genvision.nn.conditions.base import Condition, null_fill
-from lit_genvision.nn.transformer import sincos_2d
+from lit_genvision.nn.patches import sincos_2d
 
 SEMANTIC_MODES = ("cross", "concat")
 
