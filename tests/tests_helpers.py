@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_DDPM = ROOT / "configs" / "diffusion" / "digits.yaml"
@@ -38,11 +39,12 @@ def tiny_diffusion_args(
         "trainer.logger.init_args.save_dir": str(run_root),
         "trainer.logger.init_args.name": name,
     }
-    if "diffusion" in str(config):
+    method = yaml.safe_load(Path(config).read_text())["model"]["init_args"]["method"]["class_path"]
+    if method.endswith("FlowMethod"):  # an ODE solver
+        overrides["model.init_args.method.init_args.solver.init_args.steps"] = "5"
+    else:
         overrides["model.init_args.method.init_args.schedule.init_args.timesteps"] = "50"
         overrides["model.init_args.method.init_args.sampler.init_args.steps"] = "5"
-    else:  # flow matching: an ODE solver
-        overrides["model.init_args.method.init_args.solver.init_args.steps"] = "5"
     args = ["--config", str(config)]
     for key, value in overrides.items():
         args += [f"--{key}", value]

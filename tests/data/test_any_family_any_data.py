@@ -1,7 +1,7 @@
 """Any model trains from any data module through config alone: the DDPM configs for CIFAR-10 and
 CelebA, and the CIFAR-10 config pointed at a LAION stream, each on a fixture in the real format.
 
-Each test spies on ``DiffusionModel.training_step`` and checks that the model was fed that data
+Each test spies on ``DenoisingModel.training_step`` and checks that the model was fed that data
 module's batches (its keys, the image shape and range, content only that fixture holds), that the
 loss on them was finite, and that the optimiser moved the weights."""
 
@@ -16,7 +16,7 @@ from fixtures.formats import cifar_arrays, laion_samples, write_celeba, write_ci
 from tests_helpers import ROOT
 
 from lit_genvision.cli import main
-from lit_genvision.models import DiffusionModel
+from lit_genvision.models import DenoisingModel
 
 TINY_NET = [
     "--model.init_args.net.init_args.channels",
@@ -36,10 +36,10 @@ TINY_NET = [
 
 @pytest.fixture
 def seen(monkeypatch) -> dict:
-    """Records what ``DiffusionModel.training_step`` is given: the weights before the first step,
+    """Records what ``DenoisingModel.training_step`` is given: the weights before the first step,
     each batch, each loss and the trainer's data module."""
     record: dict = {"batches": [], "losses": []}
-    original = DiffusionModel.training_step
+    original = DenoisingModel.training_step
 
     def spy(self, batch, batch_idx):
         if not record["batches"]:
@@ -50,7 +50,7 @@ def seen(monkeypatch) -> dict:
         record["losses"].append(loss.detach().item())
         return loss
 
-    monkeypatch.setattr(DiffusionModel, "training_step", spy)
+    monkeypatch.setattr(DenoisingModel, "training_step", spy)
     return record
 
 
