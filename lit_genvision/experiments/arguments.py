@@ -108,7 +108,13 @@ class DeprecatedAlias(argparse.Action):
         self.new = new
         super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
-    def __call__(self, parser, namespace, values, option_string: str | None = None) -> None:  # noqa: ANN001
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         message = f"{option_string} is deprecated; use {self.new}."
         warnings.warn_explicit(message, FutureWarning, filename=parser.prog, lineno=0)  # shown as the command's
         setattr(namespace, self.dest, values)

@@ -180,12 +180,14 @@ def condition_from_arguments(
     layout: str | None,
     semantic_map: str | None,
     classes: ClassList | None = None,
+    prompt_flag: str = "--prompt",
 ) -> dict[str, Any] | None:
-    """The condition of every sample of the run from the prompts, ``--layout`` (its labels looked up in
-    ``classes``) and ``--semantic-map`` (None when none is given), checked against what the model reads."""
+    """The condition of every sample of the run from the prompts (given by ``prompt_flag``), ``--layout`` (its
+    labels looked up in ``classes``) and ``--semantic-map`` (None when none is given), checked against what the
+    model reads."""
     cond: dict[str, Any] = {}
     if prompts:
-        _refuse(model, "--prompt", "text", "a text config such as configs/diffusion/digits_text.yaml")
+        _refuse(model, prompt_flag, "text", "a text config such as configs/diffusion/digits_text.yaml")
         cond["text"] = [prompts[i % len(prompts)] for i in range(num)]
     if layout is not None:
         _refuse(model, "--layout", "box_labels", "a layout config such as configs/diffusion/digits_layout.yaml")

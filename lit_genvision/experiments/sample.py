@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> Path:
     classes = None
     if args.layout is not None and "box_labels" in model.conditioning.batch_keys:
         classes = model_classes(*(run_classes(args.ckpt) or (None, None)), model)
-    cond = condition_from_arguments(model, num, prompts, args.layout, args.semantic_map, classes)
+    flag = "--prompt-file" if args.prompt_file else "--prompt"
+    cond = condition_from_arguments(model, num, prompts, args.layout, args.semantic_map, classes, flag)
     with progress_bar() as progress:
         if args.interpolate:
             images, labels = _interpolation(model, args, options, labels, cond, progress)

@@ -138,6 +138,7 @@ def test_every_verb_is_listed_and_every_option_has_help():
         assert re.search(rf"^  {re.escape(verb)}\s+\S", text, re.M), verb
     for name, parser in parsers().items():
         assert parser.description or name.count(" "), name
+        parser.format_help()  # renders (a stray % in a help text would raise here)
         for action in options(parser):
             assert action.help, f"`lit-genvision {name}` {action.option_strings or action.dest} has no help"
     for name, parser in parsers().items():
