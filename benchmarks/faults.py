@@ -133,7 +133,7 @@ def main() -> None:
         marker = root / "ran-inception"
         torch.save({"w": Payload(marker)}, root / "inception.pth")
         weights, store = str(root / "inception.pth"), str(root / "r.sqlite")
-        evaluate = cli("evaluate", "--ckpt", str(good), "--metrics", "fid", "--num-samples", "2049",
+        evaluate = cli("evaluate", "--ckpt", str(good), "--metrics", "fid", "--num", "2049",
                        "--inception-weights", weights, "--store", store)  # fmt: skip
         results["malicious Inception weights: evaluate --metrics fid"] = outcome(evaluate, marker)
 

@@ -8,7 +8,7 @@ KL first stage first); the latent model trains for the pixel model's wall time (
 Figures:
 
 - text: ``evaluate`` with the model's class prompts (held-out wording) — digits-FD, recognised, class
-  coverage, label agreement, CLIP score — and with every test caption as a prompt (``--prompts``):
+  coverage, label agreement, CLIP score — and with every test caption as a prompt (``--prompt-file``):
   digits-FD and CLIP score of that prompt mixture, plus the share of its samples whose digit
   (digits classifier) is the one the caption names; training images/s and sampling s/100 images;
 - first stage: reconstruction digits-FD (``evaluate --reconstruct``);
@@ -71,7 +71,7 @@ def sampling_seconds(ckpt: Path, num: int = 100) -> float:
 
 
 def caption_agreement(ckpt: Path, captions: list[str], num: int, seed: int = 0) -> dict[str, float]:
-    """The samples ``evaluate --prompts`` scores (same seed rule): the share whose digit is the one the
+    """The samples ``evaluate --prompt-file`` scores (same seed rule): the share whose digit is the one the
     caption names, and the smallest share of a class among the samples."""
     model = load_model(ckpt, generative=True)
     judge = load_digits_extractor(16)
@@ -106,9 +106,9 @@ def text(run_dir: Path, clip: Path, kl: Path, out: dict) -> None:
     latent, latent_s = fit_timed("text-latent", "configs/diffusion/digits_latent.yaml", run_dir, *latent_overrides)
     out.setdefault("fit_seconds", {}).update({"text-pixel": pixel_s, "text-latent": latent_s})
     for name, ckpt in (("text-pixel", pixel), ("text-latent", latent)):
-        evaluate(ckpt, name, "--metrics", "digits_fd,clip_score", "--clip", str(clip), "--num-samples", "500")
+        evaluate(ckpt, name, "--metrics", "digits_fd,clip_score", "--clip", str(clip), "--num", "500")
         evaluate(ckpt, f"{name}:captions", "--metrics", "digits_fd,clip_score", "--clip", str(clip),
-                 "--num-samples", str(len(captions)), "--prompts", str(prompts))  # fmt: skip
+                 "--num", str(len(captions)), "--prompt-file", str(prompts))  # fmt: skip
         steps = trained_steps(ckpt)
         seconds = out["fit_seconds"].get(name)
         out.setdefault("text", {})[name] = {
@@ -122,7 +122,7 @@ def text(run_dir: Path, clip: Path, kl: Path, out: dict) -> None:
 def dit(run_dir: Path, clip: Path, out: dict) -> None:
     """U-Net vs DiT at matched parameters: digits_text_dit.yaml, the same steps and evaluation as text-pixel."""
     ckpt, seconds = fit_timed("text-dit", "configs/diffusion/digits_text_dit.yaml", run_dir, TEXT_KEY, str(clip))
-    evaluate(ckpt, "text-dit", "--metrics", "digits_fd,clip_score", "--clip", str(clip), "--num-samples", "500")
+    evaluate(ckpt, "text-dit", "--metrics", "digits_fd,clip_score", "--clip", str(clip), "--num", "500")
     model = load_model(ckpt, generative=True)
     out.setdefault("fit_seconds", {})["text-dit"] = seconds
     out.setdefault("text", {})["text-dit"] = {

@@ -50,11 +50,38 @@ TOOLS = {
 }
 
 
-def _run_tool(name: str, argv: list[str]) -> int:
+#: The LightningCLI verbs over a YAML config (``experiments/fit.py``): name → help.
+TRAINER_VERBS = {
+    "fit": "train a model from a YAML config (configs/<family>/<dataset>.yaml); every field overridable",
+    "validate": "run the validation loop of a config (and --ckpt_path) once",
+    "test": "run the test loop of a config (and --ckpt_path) once",
+}
+
+
+def tool_parser(name: str) -> argparse.ArgumentParser:
+    """The argument parser of the tool ``name`` (a key of ``TOOLS``)."""
     module, help_text = TOOLS[name]
     parser = argparse.ArgumentParser(prog=f"lit-genvision {name}", description=help_text)
     module.add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def usage() -> str:
+    """The top-level help: how to call each kind of verb, and one line for every verb."""
+    lines = [
+        "usage: lit-genvision {" + ",".join(TRAINER_VERBS) + "} --config configs/<family>/<dataset>.yaml "
+        "[--key value ...]",
+        "       lit-genvision {" + ",".join(TOOLS) + "} [options]",
+        "       lit-genvision VERB --help   (every option of VERB)",
+        "",
+    ]
+    verbs = {**TRAINER_VERBS, **{name: help_text for name, (_, help_text) in TOOLS.items()}}
+    return "\n".join(lines + [f"  {name:12s}{help_text}" for name, help_text in verbs.items()])
+
+
+def _run_tool(name: str, argv: list[str]) -> int:
+    module, _ = TOOLS[name]
+    args = tool_parser(name).parse_args(argv)
     downloaded = None
     try:
         if is_url(getattr(args, "ckpt", None) or ""):  # fetched once, read by every step of the tool
@@ -90,14 +117,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
     if argv and argv[0] in TOOLS:
         return _run_tool(argv[0], argv[1:])
     if not argv or argv[0] in {"-h", "--help"}:
-        print(
-            "usage: lit-genvision {fit,validate,test} --config configs/<family>/<dataset>.yaml [--key value ...]\n"
-            "       lit-genvision {" + ",".join(TOOLS) + "} --help\n"
-        )
-        for name, (_, help_text) in TOOLS.items():
-            print(f"  {name:10s} {help_text}")
-        if not argv:
-            return 0
+        print(usage())
+        return 0
     try:
         GenVisionCLI(args=argv if explicit else None, callbacks=callbacks)
     except USER_ERRORS as err:

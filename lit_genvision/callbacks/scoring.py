@@ -72,7 +72,7 @@ class QualityScore(L.Callback):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.metrics = parse_metrics(metrics)
-        check_sample_count(self.metrics, num_samples)
+        check_sample_count(self.metrics, num_samples, "num_samples")
         self.every_n_steps, self.num_samples, self.seed, self.split = every_n_steps, num_samples, seed, split
         self.batch_size, self.steps, self.on_validation = batch_size, steps, on_validation
         self.options: dict[str, Any] = {"inception_weights": inception_weights, "download_weights": False}

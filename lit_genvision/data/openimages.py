@@ -268,6 +268,8 @@ class OpenImagesDataModule(ImageDataModule):
             raise ValueError(f"max_boxes must be at least 1, got {max_boxes}.")
         self.root, self.classes, self.image_size, self.max_boxes = Path(root), classes, image_size, max_boxes
         self.class_names: list[str] = ["background"]
+        #: Each class's LabelName (MID, e.g. /m/0bt9lr), index for index with ``class_names`` ("" for background).
+        self.class_ids: list[str] = [""]
         self.skipped_rows: Counter = Counter()
 
     @property
@@ -286,6 +288,7 @@ class OpenImagesDataModule(ImageDataModule):
         described = read_class_descriptions(path)
         if self.classes is None:
             self.class_names = ["background"] + [name for _, name in described]
+            self.class_ids = [""] + [mid for mid, _ in described]
             return {mid: i for i, (mid, _) in enumerate(described, start=1)}
         dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
         if dupes:
@@ -298,6 +301,8 @@ class OpenImagesDataModule(ImageDataModule):
             )
         order = {c: i for i, c in enumerate(self.classes, start=1)}
         self.class_names = ["background", *self.classes]
+        mids = {name: mid for mid, name in described}
+        self.class_ids = ["", *(mids[c] for c in self.classes)]
         return {mid: order[name] for mid, name in described if name in order}
 
     def _split_files(self, folder_name: str) -> tuple[Path, Path] | None:

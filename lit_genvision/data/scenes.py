@@ -232,6 +232,8 @@ class DigitScenesDataModule(InMemoryDataModule):
         self.image_size, self.max_objects, self.min_objects = image_size, max_objects, min_objects
         #: Classes of the semantic map and of ``box_labels``, background (0) included.
         self.class_names: list[str] = ["background", *DIGIT_WORDS]
+        #: The id a user names each class by, index for index with ``class_names``: the digit ("" for background).
+        self.class_ids: list[str] = ["", *(str(d) for d in range(DIGITS_CLASSES))]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -15,10 +15,11 @@ import torch
 import yaml
 from lightning.pytorch.cli import instantiate_module
 
+from lit_genvision.checks import check_writable
 from lit_genvision.data.base import ImageDataModule
 from lit_genvision.data.captions import caption_digit, write_captions
+from lit_genvision.experiments.arguments import add_shared_arguments, progress_bar, resolve_device
 from lit_genvision.experiments.checkpoints import CheckpointError, load_model, run_datamodule
-from lit_genvision.experiments.sample import resolve_device
 from lit_genvision.models.captioner import CaptionerModel
 from lit_genvision.models.pretrained import check_class_paths
 
@@ -52,7 +53,9 @@ def sample_keys(batch: dict[str, Any]) -> list[str]:
 
 @torch.no_grad()
 def run(args: argparse.Namespace) -> Path:
-    model = load_model(args.ckpt)
+    """Caption ``--splits`` of the data with the captioner of ``--ckpt`` and write (key, text) to ``--out``."""
+    check_writable(args.out, "--out")
+    model = load_model(args.ckpt, use_ema=not args.no_ema)
     if not isinstance(model, CaptionerModel):
         raise CheckpointError(
             f"checkpoint {args.ckpt} holds a {type(model).__name__}; pass a captioner checkpoint "
@@ -64,17 +67,21 @@ def run(args: argparse.Namespace) -> Path:
     keys: list[str] = []
     texts: list[str] = []
     named = right = 0
-    for split in args.splits:
-        loader = datamodule.make_loader(datamodule.split(split), shuffle=False)
-        for batch in loader:
-            batch = datamodule.device_transform(batch, training=False)
-            captions = model.caption(batch["image"], beam_width=args.beam)
-            keys += sample_keys(batch)
-            texts += captions
-            if "label" in batch:
-                digits = [caption_digit(c) for c in captions]
-                right += sum(int(d == int(k)) for d, k in zip(digits, batch["label"], strict=True))
-                named += len(digits)
+    splits = {split: datamodule.split(split) for split in args.splits}
+    with progress_bar() as progress:
+        sized = all(hasattr(data, "__len__") for data in splits.values())  # a LAION stream has no length
+        task = progress.add_task("captioning", total=sum(len(d) for d in splits.values()) if sized else None)
+        for data in splits.values():
+            for batch in datamodule.make_loader(data, shuffle=False):
+                batch = datamodule.device_transform(batch, training=False)
+                captions = model.caption(batch["image"], beam_width=args.beam)
+                keys += sample_keys(batch)
+                texts += captions
+                if "label" in batch:
+                    digits = [caption_digit(c) for c in captions]
+                    right += sum(int(d == int(k)) for d, k in zip(digits, batch["label"], strict=True))
+                    named += len(digits)
+                progress.advance(task, len(captions))
     out = write_captions(args.out, keys, texts)
     print(f"wrote {len(texts)} captions to {out}")
     for key, text in list(zip(keys, texts, strict=True))[:5]:
@@ -92,4 +99,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"], help="splits to caption")
     p.add_argument("--out", required=True, help="the parquet file to write (key, text)")
     p.add_argument("--beam", type=int, default=None, help="beam width (default: the model's; 1 is greedy)")
-    p.add_argument("--device", default="auto")
+    add_shared_arguments(p, ("device", "no_ema"))

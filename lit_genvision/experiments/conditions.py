@@ -1,17 +1,21 @@
-"""Conditions given on the command line: prompts, layouts (JSON boxes), semantic maps (PNG), and the
-inpainting arrays, read and checked against the model before anything is sampled.
+"""Conditions given on the command line: prompts, layouts (JSON boxes), semantic maps (PNG), read and checked
+against the model before anything is sampled.
 
-- ``--prompt TEXT`` (repeatable): sample i gets prompt i mod P.
-- ``--layout layout.json``: a list of ``{"box": [x0, y0, x1, y1], "label": k}``, the box in pixels of
-  the generated image (x right, y down; x1, y1 exclusive) and k the class index as the data module's
-  ``box_labels`` number them (digit scenes: digit d is class d + 1, 0 is the background).
-- ``--semantic-map map.png``: a single-channel PNG of the image's size whose pixel values are class
-  indices (digit scenes: 0 background, d + 1 for digit d).
+- ``--prompt TEXT`` (repeatable) or ``--prompt-file FILE`` (one prompt per line): sample i gets prompt i mod P.
+- ``--layout layout.json``: a list of ``{"box": [x0, y0, x1, y1], "label": L}``, the box in pixels of the
+  generated image (x right, y down; x1, y1 exclusive) and L the class as the user knows it, looked up in the
+  class list the checkpoint records (``callbacks.ClassNames``; for an older checkpoint, the run's data module
+  rebuilt from its config): a class name or a class id, case aside. Digit scenes: the digit, ``3``, ``"3"`` or
+  ``"three"``; Open Images: the DisplayName (``"Dog"``) or the LabelName (``"/m/0bt9lr"``). Only when the run
+  names no classes is L the class index of the data module's ``box_labels``.
+- ``--semantic-map map.png``: a single-channel PNG of the image's size whose pixel values are class indices as
+  the data module numbers them (digit scenes: 0 background, d + 1 for digit d).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,34 @@ from PIL import Image
 from torch import Tensor
 
 from lit_genvision.nn.conditions import SemanticMap
+
+#: Classes an error message lists before it says how many there are in all.
+_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class ClassList:
+    """The classes of a run as a user names them: class k is ``names[k]`` and, where the data has them,
+    ``ids[k]`` (a digit, an Open Images MID; "" for none)."""
+
+    names: tuple[str, ...]
+    ids: tuple[str, ...] = ()
+
+    def shown(self) -> str:
+        """The classes for an error message: ``zero (0), one (1), …``, cut after a dozen."""
+        ids = self.ids or ("",) * len(self.names)
+        parts = [f"{n} ({i})" if i else n for n, i in zip(self.names, ids, strict=True)]
+        more = f", … ({len(parts)} classes in all)" if len(parts) > _SHOWN else ""
+        return ", ".join(parts[:_SHOWN]) + more
+
+    def index(self, label: object, where: str) -> int:
+        """The class index of ``label``: a class name (any case) or a class id, given as a string or a number."""
+        key = str(label).strip() if isinstance(label, (str, int)) and not isinstance(label, bool) else None
+        if key:
+            for k, name in enumerate(self.names):
+                if key.casefold() == name.casefold() or (self.ids and key == self.ids[k]):
+                    return k
+        raise ValueError(f"{where} names class {label!r}, which this model does not know; name one of {self.shown()}.")
 
 
 def _reads(model, key: str) -> bool:
@@ -35,8 +67,40 @@ def _refuse(model, flag: str, key: str, config: str) -> None:
         )
 
 
-def read_layout(path: str | Path, image_size: int) -> tuple[Tensor, Tensor]:
-    """A layout JSON → boxes (M, 4) as fractions of the side and labels (M,) long."""
+def read_prompt_file(path: str | Path) -> list[str]:
+    """The prompts of ``--prompt-file``, one per non-empty line."""
+    try:
+        prompts = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise ValueError(f"--prompt-file {path} does not exist; pass a text file with one prompt per line.") from None
+    if not prompts:
+        raise ValueError(f"--prompt-file {path} has no prompt; write one prompt per line.")
+    return prompts
+
+
+def given_prompts(prompt: list[str] | None, prompt_file: str | Path | None) -> list[str] | None:
+    """The prompts of ``--prompt`` (repeated) or ``--prompt-file``; None when neither is given."""
+    if prompt and prompt_file:
+        raise ValueError("--prompt and --prompt-file both give the prompts; pass one of them.")
+    return read_prompt_file(prompt_file) if prompt_file else (list(prompt) if prompt else None)
+
+
+def check_text_model(model, flag: str) -> None:
+    """Refuse prompts for a model that reads no text, in one sentence naming ``flag``."""
+    if not _reads(model, "text"):
+        raise ValueError(
+            f"{flag} needs a text-conditioned model, and this {model.family} model reads "
+            f"{', '.join(model.conditioning.batch_keys) or 'no condition'}; omit {flag}."
+        )
+
+
+def read_layout(
+    path: str | Path, image_size: int, classes: ClassList | None = None, num_classes: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """A layout JSON → boxes (M, 4) as fractions of the side and class indices (M,) long.
+
+    Each label is looked up in ``classes`` (a name or an id); without a class list it must be a class index
+    below ``num_classes`` (when given)."""
     try:
         entries = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -45,15 +109,16 @@ def read_layout(path: str | Path, image_size: int) -> tuple[Tensor, Tensor]:
         raise ValueError(f"--layout {path} is not valid JSON ({err.msg}, line {err.lineno}); fix the file.") from None
     ok = isinstance(entries, list) and entries and all(isinstance(e, dict) for e in entries)
     if not ok:
-        raise ValueError(f'--layout {path} must hold a non-empty list of {{"box": [x0, y0, x1, y1], "label": k}}.')
+        raise ValueError(f'--layout {path} must hold a non-empty list of {{"box": [x0, y0, x1, y1], "label": L}}.')
     boxes, labels = [], []
     for i, entry in enumerate(entries):
         box, label = entry.get("box"), entry.get("label")
         valid = isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
-        if not valid or not isinstance(label, int) or label < 0:
+        named = isinstance(label, (int, str)) and not isinstance(label, bool)
+        if not valid or not named:
             raise ValueError(
-                f'--layout entry {i} must be {{"box": [x0, y0, x1, y1], "label": k}} with four pixel '
-                f"coordinates and a class index k >= 0, got {entry!r}."
+                f'--layout entry {i} must be {{"box": [x0, y0, x1, y1], "label": L}} with four pixel '
+                f"coordinates and the class L by name or number, got {entry!r}."
             )
         x0, y0, x1, y1 = (float(v) for v in box)
         if not (0 <= x0 < x1 <= image_size and 0 <= y0 < y1 <= image_size):
@@ -62,8 +127,21 @@ def read_layout(path: str | Path, image_size: int) -> tuple[Tensor, Tensor]:
                 f"0 <= x0 < x1 <= {image_size} and 0 <= y0 < y1 <= {image_size} in pixels."
             )
         boxes.append([x0 / image_size, y0 / image_size, x1 / image_size, y1 / image_size])
-        labels.append(label)
+        labels.append(_class_index(label, i, classes, num_classes))
     return torch.tensor(boxes, dtype=torch.float32), torch.tensor(labels, dtype=torch.long)
+
+
+def _class_index(label: int | str, i: int, classes: ClassList | None, num_classes: int | None) -> int:
+    """The class index of layout entry ``i``'s label: through the class list, else the label as an index."""
+    if classes is not None:
+        return classes.index(label, f"--layout entry {i}")
+    limit = f"0 … {num_classes - 1}" if num_classes else "0 or more"
+    if not isinstance(label, int) or label < 0 or (num_classes and label >= num_classes):
+        raise ValueError(
+            f"--layout entry {i} has label {label!r}, and this checkpoint records no class names; give the class "
+            f"index {limit} of its data module."
+        )
+    return label
 
 
 def read_semantic_map(path: str | Path, size: int) -> Tensor:
@@ -88,25 +166,36 @@ def map_classes(model) -> int:
     return next(c.classes for c in model.conditions if isinstance(c, SemanticMap))
 
 
-def condition_from_arguments(model, num: int, prompts: list[str] | None, layout: str | None, semantic_map: str | None):
-    """The condition of every sample of the run from ``--prompt``, ``--layout`` and ``--semantic-map``
-    (None when none is given), checked against what the model reads."""
+def model_classes(names: list[str] | None, ids: list[str] | None, model) -> ClassList | None:
+    """The run's class list for ``model`` when it names exactly the model's K map classes, else None."""
+    if not names or len(names) != map_classes(model):
+        return None
+    return ClassList(tuple(names), tuple(ids) if ids and len(ids) == len(names) else ())
+
+
+def condition_from_arguments(
+    model,
+    num: int,
+    prompts: list[str] | None,
+    layout: str | None,
+    semantic_map: str | None,
+    classes: ClassList | None = None,
+    prompt_flag: str = "--prompt",
+) -> dict[str, Any] | None:
+    """The condition of every sample of the run from the prompts (given by ``prompt_flag``), ``--layout`` (its
+    labels looked up in ``classes``) and ``--semantic-map`` (None when none is given), checked against what the
+    model reads."""
     cond: dict[str, Any] = {}
     if prompts:
-        _refuse(model, "--prompt", "text", "a text config such as configs/diffusion/digits_text.yaml")
+        _refuse(model, prompt_flag, "text", "a text config such as configs/diffusion/digits_text.yaml")
         cond["text"] = [prompts[i % len(prompts)] for i in range(num)]
     if layout is not None:
         _refuse(model, "--layout", "box_labels", "a layout config such as configs/diffusion/digits_layout.yaml")
-        limit = map_classes(model) - 1
-        boxes, labels = read_layout(layout, model.image_shape[-1])
-        if int(labels.max()) > limit:
-            raise ValueError(
-                f"--layout labels must be class indices 0 … {limit} for this model, got {int(labels.max())}."
-            )
+        boxes, labels = read_layout(layout, model.image_shape[-2], classes, map_classes(model))
         cond["boxes"], cond["box_labels"] = boxes.expand(num, -1, -1), labels.expand(num, -1)
     if semantic_map is not None:
         _refuse(model, "--semantic-map", "semantic_map", "a map config such as configs/diffusion/digits_semantic.yaml")
-        value = read_semantic_map(semantic_map, model.image_shape[-1])
+        value = read_semantic_map(semantic_map, model.image_shape[-2])
         limit = map_classes(model) - 1
         if int(value.max()) > limit:
             raise ValueError(

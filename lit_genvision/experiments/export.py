@@ -17,6 +17,8 @@ from typing import Any
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from lit_genvision.checks import check_writable
+from lit_genvision.experiments.arguments import add_shared_arguments
 from lit_genvision.experiments.checkpoints import load_model, read_checkpoint
 from lit_genvision.nn.unet import LAYOUTS, AttentionBlock, UNet
 
@@ -44,11 +46,11 @@ WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by `lit-genvision fit` (a path or a URL)")
     p.add_argument(
         "--out", required=True, help="output .safetensors file (--format safetensors) or folder (--format diffusers)"
     )
-    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    add_shared_arguments(p, ("no_ema",), no_ema="export the raw weights instead of the EMA")
     p.add_argument(
         "--format",
         choices=("safetensors", "diffusers"),
@@ -141,12 +143,14 @@ def write_diffusers(net: UNet, folder: str | Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> Path:
+    """Write the weights of ``--ckpt`` to ``--out`` in ``--format``."""
     out = Path(args.out)
     fmt = getattr(args, "format", "safetensors")
     if fmt == "safetensors" and out.suffix != ".safetensors":
         raise ValueError(f"--out must end in .safetensors, got {out.name!r}.")
     if fmt == "diffusers" and out.suffix:
         raise ValueError(f"--format diffusers writes a folder, so --out must be a folder name, got {out.name!r}.")
+    check_writable(out / "config.json" if fmt == "diffusers" else out, "--out")
     model = load_model(args.ckpt, use_ema=not args.no_ema)
     weights = "EMA" if model.ema_loaded else "raw"
     if fmt == "diffusers":

@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
-from lit_genvision.callbacks import RNGState, RunSummary
+from lit_genvision.callbacks import ClassNames, RNGState, RunSummary
 from lit_genvision.callbacks.csv_resume import continue_csv_log
 from lit_genvision.callbacks.resume_overrides import ResumeOverrides
 from lit_genvision.checkpoint_io import CheckpointError, SafeCheckpointIO, download, is_url, load_checkpoint_file
@@ -70,7 +70,7 @@ class GenVisionCLI(LightningCLI):
             trainer_defaults={
                 "default_root_dir": "runs",
                 "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
-                "callbacks": [RNGState(), RunSummary(), ResumeOverrides()],
+                "callbacks": [RNGState(), RunSummary(), ResumeOverrides(), ClassNames()],
             },
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"parser_mode": "yaml", **(parser_kwargs or {})},

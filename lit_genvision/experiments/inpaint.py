@@ -14,12 +14,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_genvision.checks import check_int, check_writable
+from lit_genvision.checks import check_writable
 from lit_genvision.data.base import to_uint8, to_unit_range
+from lit_genvision.experiments.arguments import (
+    add_shared_arguments,
+    check_sampling_arguments,
+    progress_bar,
+    resolve_device,
+)
 from lit_genvision.experiments.checkpoints import load_model
-from lit_genvision.experiments.sample import progress_bar, resolve_device
-from lit_genvision.methods.sampling import SampleOptions
+from lit_genvision.experiments.sample import sampling_from_arguments
 from lit_genvision.metrics.generation import batch_generator
+
+#: The shared flags inpainting takes: a denoising model's sampling, the seed rule, the weights and the device.
+FLAGS = ("sampler", "steps", "eta", "rtol", "atol", "guidance", "seed", "batch_size", "device", "no_ema")
 
 
 def _read(path: str, flag: str, ndim: int, what: str) -> np.ndarray:
@@ -54,24 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, help=".npz with arr_0 uint8 N×H×W×C")
     p.add_argument("--masks", required=True, help=".npz with arr_0 N×H×W, 1 where pixels are to be generated")
     p.add_argument("--out", required=True, help=".npz to write (arr_0 uint8 N×H×W×C)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale s")
-    p.add_argument("--seed", type=int, default=0, help="batch b is drawn with a generator seeded from (seed, b)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    add_shared_arguments(p, FLAGS)
 
 
 @torch.no_grad()
 def run(args: argparse.Namespace) -> Path:
+    """Fill the masked pixels of ``--images`` and write them, every known byte unchanged, to ``--out``."""
     if Path(args.out).suffix.lower() != ".npz":
         raise ValueError(f"--out must end in .npz, got {Path(args.out).name!r}.")
-    check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images filled at once")
-    if args.steps is not None:
-        check_int("--steps", args.steps, low=1, hint="omit it to use the checkpoint's sampler steps")
+    check_sampling_arguments(args)
     check_writable(args.out, "--out")
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
     images, masks = read_inputs(args.images, args.masks, tuple(model.image_shape))
+    options = sampling_from_arguments(model, args)
     filled = []
     with progress_bar() as progress:
         task = progress.add_task("inpainting", total=len(images))
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> Path:
             x = to_unit_range(torch.from_numpy(images[first : first + args.batch_size]).permute(0, 3, 1, 2))
             m = torch.from_numpy(masks[first : first + args.batch_size]).float()
             g = batch_generator(args.seed, b, model.device)
-            out = model.inpaint(x, m, generator=g, steps=args.steps, options=SampleOptions(guidance=args.guidance))
+            out = model.inpaint(x, m, generator=g, steps=args.steps, options=options)
             filled.append(to_uint8(out.cpu()).permute(0, 2, 3, 1).numpy())
             progress.advance(task, len(x))
     result = np.where(masks[..., None], np.concatenate(filled), images)  # known pixels: the input's bytes

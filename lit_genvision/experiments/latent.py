@@ -17,6 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from lit_genvision.callbacks.images import save_images, upscale_for_view
+from lit_genvision.checks import check_writable
+from lit_genvision.experiments.arguments import progress_bar
 from lit_genvision.experiments.checkpoints import CheckpointError, load_model, run_datamodule
 from lit_genvision.methods.vae import attribute_vector
 
@@ -32,17 +34,21 @@ def _model(ckpt: str):
 @torch.no_grad()
 def encode_split(model, datamodule, split: str, limit: int | None = None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """(images (N, C, H, W) in [-1, 1], latent codes (N, D), other batch fields) of a split."""
-    loader = datamodule.make_loader(datamodule.split(split), shuffle=False)
+    data = datamodule.split(split)
+    size = len(data) if hasattr(data, "__len__") else None
     images, codes, fields = [], [], {}
-    for batch in loader:
-        batch = datamodule.device_transform(batch, training=False)
-        images.append(batch["image"])
-        codes.append(model.encode(batch["image"]))
-        for k, v in batch.items():
-            if k != "image" and isinstance(v, Tensor):
-                fields.setdefault(k, []).append(v)
-        if limit and sum(len(c) for c in codes) >= limit:
-            break
+    with progress_bar() as progress:
+        task = progress.add_task(f"encoding the {split} split", total=min(limit, size) if limit and size else size)
+        for batch in datamodule.make_loader(data, shuffle=False):
+            batch = datamodule.device_transform(batch, training=False)
+            images.append(batch["image"])
+            codes.append(model.encode(batch["image"]))
+            for k, v in batch.items():
+                if k != "image" and isinstance(v, Tensor):
+                    fields.setdefault(k, []).append(v)
+            progress.advance(task, len(batch["image"]))
+            if limit and sum(len(c) for c in codes) >= limit:
+                break
     n = limit or sum(len(c) for c in codes)
     return torch.cat(images)[:n], torch.cat(codes)[:n], {k: torch.cat(v)[:n] for k, v in fields.items()}
 
@@ -61,6 +67,7 @@ def select(spec: str, fields: dict[str, Tensor], datamodule) -> Tensor:
 
 
 def embed(args: argparse.Namespace) -> Path:
+    """2-D scatter of a split's latent codes coloured by label (PCA when dim > 2)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,6 +97,7 @@ def model_dim(model) -> int:
 
 
 def vector(args: argparse.Namespace) -> Path:
+    """v = mean(z | attribute) − mean(z | not attribute), saved as safetensors."""
     model, dm = _model(args.ckpt), run_datamodule(args.ckpt)
     _, z, fields = encode_split(model, dm, args.split)
     has = select(args.attribute, fields, dm)
@@ -105,6 +113,7 @@ def vector(args: argparse.Namespace) -> Path:
 
 
 def traverse(args: argparse.Namespace) -> Path:
+    """Decode z + f·v for factors f from --low to --high (rows: several start images)."""
     model, dm = _model(args.ckpt), run_datamodule(args.ckpt)
     images, z, fields = encode_split(model, dm, args.split)
     v = load_file(args.vector)["vector"]
@@ -115,6 +124,7 @@ def traverse(args: argparse.Namespace) -> Path:
 
 
 def blend(args: argparse.Namespace) -> Path:
+    """Decode z = α z_A + (1 − α) z_B for α from 1 to 0."""
     model, dm = _model(args.ckpt), run_datamodule(args.ckpt)
     images, z, _ = encode_split(model, dm, args.split, max(args.a, args.b) + 1)
     alphas = torch.linspace(1, 0, args.num)[:, None]
@@ -123,6 +133,7 @@ def blend(args: argparse.Namespace) -> Path:
 
 
 def reconstruct(args: argparse.Namespace) -> Path:
+    """Originals over their reconstructions."""
     model, dm = _model(args.ckpt), run_datamodule(args.ckpt)
     images, z, _ = encode_split(model, dm, args.split, args.num)
     return _write(torch.cat([images, model.decode(z)]), args.out, args.num)
@@ -133,6 +144,15 @@ def _write(images: Tensor, out: str, nrow: int) -> Path:
     print(f"Wrote {path}")
     return path
 
+
+#: What each subcommand writes to ``--out``.
+OUT_HELP = {
+    "embed": "the scatter plot to write (.png, .pdf, .svg …)",
+    "attribute-vector": "the .safetensors file to write",
+    "traverse": "the grid to write (.png or .npz)",
+    "blend": "the row to write (.png or .npz)",
+    "reconstruct": "the grid to write (.png or .npz)",
+}
 
 COMMANDS = {
     "embed": embed,
@@ -148,8 +168,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, fn in COMMANDS.items():
         s = sub.add_parser(name, help=fn.__doc__)
         s.add_argument("--ckpt", required=True, help="autoencoder or VAE checkpoint")
-        s.add_argument("--split", default="test")
-        s.add_argument("--out", required=True)
+        s.add_argument("--split", default="test", help="the split whose images are encoded")
+        s.add_argument("--out", required=True, help=OUT_HELP[name])
         if name == "embed":
             s.add_argument("--max", type=int, default=None, help="at most this many points")
         if name == "attribute-vector":
@@ -158,17 +178,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name == "traverse":
             s.add_argument("--vector", required=True, help="a .safetensors from attribute-vector")
             s.add_argument("--start", default=None, help="start from images of this selection, e.g. label=1")
-            s.add_argument("--rows", type=int, default=4)
-            s.add_argument("--num", type=int, default=9)
-            s.add_argument("--low", type=float, default=-2.0)
-            s.add_argument("--high", type=float, default=2.0)
+            s.add_argument("--rows", type=int, default=4, help="rows: start images")
+            s.add_argument("--num", type=int, default=9, help="images per row: factors from --low to --high")
+            s.add_argument("--low", type=float, default=-2.0, help="the first factor f of z + f·v")
+            s.add_argument("--high", type=float, default=2.0, help="the last factor f of z + f·v")
         if name == "blend":
             s.add_argument("--a", type=int, default=0, help="index of image A in the split")
             s.add_argument("--b", type=int, default=1, help="index of image B")
-            s.add_argument("--num", type=int, default=8)
+            s.add_argument("--num", type=int, default=8, help="blends between A and B")
         if name == "reconstruct":
-            s.add_argument("--num", type=int, default=16)
+            s.add_argument("--num", type=int, default=16, help="images reconstructed")
 
 
 def run(args: argparse.Namespace) -> Path:
+    """Run the ``latent`` subcommand ``args`` name, its ``--out`` checked first."""
+    check_writable(args.out, "--out")
     return COMMANDS[args.command](args)

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lit_genvision.checks import check_writable
 from lit_genvision.experiments.store import COMPARABLE, ResultsStore
 from lit_genvision.metrics.scoring import lower_is_better
 
@@ -108,15 +109,19 @@ def plot(grouped: dict[tuple, list[dict[str, Any]]], path: Path) -> Path | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=None)
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--metric", default=None)
-    p.add_argument("--family", default=None)
+    p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
+    p.add_argument("--dataset", default=None, help="rank only the records of this dataset (default: every one)")
+    p.add_argument("--metric", default=None, help="rank only this metric (default: every one)")
+    p.add_argument("--family", default=None, help="rank only this family, with the baselines (default: every one)")
     p.add_argument("--out", default="runs/leaderboard", help="writes OUT.md and OUT.png")
     p.add_argument("--all", action="store_true", help="every record, not only the newest per setting")
 
 
 def run(args: argparse.Namespace) -> dict[tuple, list[dict[str, Any]]]:
+    """Rank the store's records within each protocol; print the tables and write OUT.md and OUT.png."""
+    out = Path(args.out)
+    for path in (out.with_suffix(".md"), out.with_suffix(".png")):
+        check_writable(path, "--out")
     store = ResultsStore(args.store)
     records = store.records(dataset=args.dataset, metric=args.metric)
     store.close()
@@ -137,8 +142,6 @@ def run(args: argparse.Namespace) -> dict[tuple, list[dict[str, Any]]]:
         for i, r in enumerate(rows, 1):
             table.add_row(str(i), r["model"], r["sampler"], str(r["steps"]), f"{r['value']:.4f}")
         console.print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(markdown(grouped))
     png = plot(grouped, out.with_suffix(".png"))
     console.print(f"Wrote {out.with_suffix('.md')}" + (f" and {png}" if png else ""))

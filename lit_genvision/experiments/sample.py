@@ -1,4 +1,4 @@
-"""``lit-genvision sample``: images from a checkpoint, as a PNG grid, a .npz array, or an
+"""``lit-genvision sample``: images (or videos) from a checkpoint, as a PNG grid, a .npz array, or an
 interpolation row between two seeds."""
 
 from __future__ import annotations
@@ -8,37 +8,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from einops import rearrange
+from rich.progress import Progress
 from torch import Tensor
 
 from lit_genvision.callbacks.images import save_images, upscale_for_view
-from lit_genvision.checks import check_float, check_int, check_writable
+from lit_genvision.checks import check_float, check_writable
 from lit_genvision.data.base import to_uint8
-from lit_genvision.experiments.checkpoints import load_model
-from lit_genvision.experiments.conditions import condition_from_arguments
+from lit_genvision.experiments.arguments import (  # noqa: F401  (shared flags, re-exported for older imports)
+    BATCH_SIZE,
+    add_deprecated_alias,
+    add_sampling_arguments,
+    check_sampling_arguments,
+    progress_bar,
+    resolve_device,
+)
+from lit_genvision.experiments.checkpoints import load_model, run_classes
+from lit_genvision.experiments.conditions import condition_from_arguments, given_prompts, model_classes
 from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.metrics.generation import batch_generator, generate_batches  # noqa: F401  (the seed rule)
-
-
-def check_sampling_arguments(args: argparse.Namespace) -> None:
-    """Refuse invalid values of the options shared by sample and evaluate, before any model is loaded."""
-    if args.steps is not None:
-        check_int("--steps", args.steps, low=1, hint="omit it to use the checkpoint's sampler steps")
-    if getattr(args, "eta", None) is not None:
-        check_float("--eta", args.eta, low=0, hint="pass 0 for deterministic DDIM or 1 for DDPM-like noise")
-    for name in ("rtol", "atol"):
-        if getattr(args, name, None) is not None:
-            check_float(f"--{name}", getattr(args, name), low=0, low_open=True, hint="pass a tolerance such as 1e-3")
-    if getattr(args, "guidance", None) is not None:
-        check_float("--guidance", args.guidance, hint="pass e.g. 0 (unconditional), 1 (conditional) or 3 (guided)")
-    if getattr(args, "temperature", None) is not None:
-        check_float("--temperature", args.temperature, low=0, low_open=True, hint="pass 1 to sample as trained")
-    if getattr(args, "top_k", None) is not None:
-        check_int("--top-k", args.top_k, low=1, hint="omit it to sample from every code")
-    if getattr(args, "truncation", None) is not None:
-        check_float("--truncation", args.truncation, low=0, hint="pass ψ in (0, 1], e.g. 0.7; 1 turns it off")
-    check_int("--batch-size", args.batch_size, low=1, hint="pass the number of images generated at once")
-
 
 #: The command-line sampling options and the families they apply to (for the one-sentence refusal).
 OPTION_OWNERS = {
@@ -91,60 +79,8 @@ def configure_sampling(
 
 
 def sampling_from_arguments(model, args: argparse.Namespace) -> SampleOptions:
-    """``configure_sampling`` with the options ``add_sampling_arguments`` defined (the argparse edge)."""
-    return configure_sampling(
-        model,
-        sampler=args.sampler,
-        guidance=getattr(args, "guidance", None),
-        eta=args.eta,
-        rtol=args.rtol,
-        atol=args.atol,
-        temperature=getattr(args, "temperature", None),
-        top_k=getattr(args, "top_k", None),
-        truncation=getattr(args, "truncation", None),
-    )
-
-
-def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by sample and evaluate."""
-    p.add_argument(
-        "--sampler",
-        default=None,
-        help="override the model's sampler: ddpm | ddim (diffusion); euler | midpoint | heun | rk4 | dopri5 (flow)",
-    )
-    p.add_argument("--steps", type=int, default=None, help="sampler steps")
-    p.add_argument("--eta", type=float, default=None, help="DDIM η (0: deterministic); given alone it selects DDIM")
-    p.add_argument("--rtol", type=float, default=None, help="dopri5 relative tolerance (1e-3); selects dopri5")
-    p.add_argument("--atol", type=float, default=None, help="dopri5 absolute tolerance (1e-3); selects dopri5")
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        help="classifier-free guidance scale s (0 unconditional, 1 conditional, >1 guided)",
-    )
-    p.add_argument("--temperature", type=float, default=None, help="softmax temperature of a token prior")
-    p.add_argument("--top-k", type=int, default=None, help="sample a token prior's codes from the k most likely")
-    p.add_argument(
-        "--truncation", type=float, default=None, metavar="PSI", help="a StyleGAN's truncation ψ (1: none; 0.7 typical)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="batch b is drawn with a generator seeded from (seed, b)")
-    p.add_argument(
-        "--label",
-        default=None,
-        metavar="K[,K...]",
-        help="class of a class-conditional model: one for every sample, or a comma list with one per sample "
-        "(default: balanced labels, sample i gets i mod the number of classes)",
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is visible; use --device cpu.")
-    return torch.device(name)
+    """``configure_sampling`` with the sampling flags ``args`` has (a command may take only some of them)."""
+    return configure_sampling(model, **{name: getattr(args, name, None) for name in OPTION_OWNERS | {"guidance": ""}})
 
 
 def parse_labels(text: str | None, num: int, num_classes: int | None) -> Tensor | None:
@@ -197,27 +133,28 @@ def generate(
 
 
 def save_npz(images: Tensor, labels: Tensor | None, path: Path) -> None:
-    """``arr_0``: uint8 (N, H, W, C) as ``save_images`` writes it, plus ``labels`` (N,) int64, the
-    class each sample was generated for, when the model is class-conditional."""
-    arrays = {"arr_0": to_uint8(images).permute(0, 2, 3, 1).numpy()}
+    """``arr_0``: uint8 N×H×W×C for images (N, C, H, W), as ``save_images`` writes them, or N×T×H×W×C for
+    videos (N, C, T, H, W); plus ``labels`` (N,) int64, the class each sample was generated for, when the model
+    is class-conditional."""
+    if images.ndim not in (4, 5):
+        raise ValueError(f"samples must be images (N, C, H, W) or videos (N, C, T, H, W), got {tuple(images.shape)}.")
+    arrays = {"arr_0": rearrange(to_uint8(images), "n c ... -> n ... c").numpy()}
     if labels is not None:
         arrays["labels"] = labels.numpy().astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint written by `lit-genvision fit`")
-    p.add_argument("--num", type=int, default=64, help="number of images")
+    p.add_argument("--ckpt", required=True, help="checkpoint written by `lit-genvision fit` (a path or a URL)")
+    p.add_argument("--num", type=int, default=64, help="number of images (or videos)")
+    add_deprecated_alias(p, "--num-samples", "--num", "num", type=int)
     add_sampling_arguments(p)
     p.add_argument(
         "--out",
         default="samples.png",
-        help=".png grid or .npz (uint8 arr_0, N×H×W×C, and labels (N,) for a class-conditional model)",
+        help=".png grid or .npz (uint8 arr_0, N×H×W×C, or N×T×H×W×C for video, and labels (N,) for a "
+        "class-conditional model)",
     )
     p.add_argument(
         "--interpolate",
@@ -226,53 +163,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="write a row of K images between the noise of --seed and --seed+1",
     )
-    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument(
-        "--prompt",
-        action="append",
+        "--layout",
         default=None,
-        metavar="TEXT",
-        help="prompt of a text-conditioned model; repeat it to cycle prompts over the samples",
+        metavar="JSON",
+        help='boxes [{"box": [x0, y0, x1, y1], "label": L}] in pixels; L names the class as the data does (digit '
+        'scenes: 3, "3" or "three"; Open Images: "Dog" or its LabelName "/m/0bt9lr")',
     )
     p.add_argument(
-        "--layout", default=None, metavar="JSON", help='boxes [{"box": [x0, y0, x1, y1], "label": k}] in pixels'
+        "--semantic-map",
+        default=None,
+        metavar="PNG",
+        help="single-channel PNG of the image's size whose pixel values are class indices as the data module numbers "
+        "them (digit scenes: 0 background, d + 1 for digit d)",
     )
-    p.add_argument("--semantic-map", default=None, metavar="PNG", help="single-channel PNG of class indices")
 
 
 def run(args: argparse.Namespace) -> Path:
+    """Sample as ``args`` say and write the images (or videos) to ``--out``."""
     # Every argument, and the output path, is checked before the model is loaded or anything sampled.
     if args.num < 1:
         raise ValueError(f"--num must be at least 1, got {args.num}.")
     if args.interpolate and args.interpolate < 2:
         raise ValueError(f"--interpolate needs at least 2 images, got {args.interpolate}.")
     check_sampling_arguments(args)
-    if Path(args.out).suffix.lower() not in {".png", ".jpg", ".jpeg", ".npz"}:
-        raise ValueError(f"--out must end in .png, .jpg or .npz, got {Path(args.out).name!r}.")
-    check_writable(args.out, "--out")
+    out = Path(args.out)
+    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".npz"}:
+        raise ValueError(f"--out must end in .png, .jpg or .npz, got {out.name!r}.")
+    check_writable(out, "--out")
+    prompts = given_prompts(args.prompt, args.prompt_file)
     device = resolve_device(args.device)
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
+    if len(model.image_shape) == 4 and out.suffix.lower() != ".npz":
+        raise ValueError(
+            f"this {model.family} model draws videos (C, T, H, W) = {tuple(model.image_shape)}, which a "
+            f"{out.suffix} grid cannot show; pass --out FILE.npz."
+        )
     options = sampling_from_arguments(model, args)
-    labels = parse_labels(
-        getattr(args, "label", None), args.interpolate or args.num, getattr(model, "label_count", model.num_classes)
-    )
-    cond = condition_from_arguments(
-        model, args.interpolate or args.num, getattr(args, "prompt", None), getattr(args, "layout", None),
-        getattr(args, "semantic_map", None),
-    )  # fmt: skip
+    num = args.interpolate or args.num
+    labels = parse_labels(args.label, num, getattr(model, "label_count", model.num_classes))
+    classes = None
+    if args.layout is not None and "box_labels" in model.conditioning.batch_keys:
+        classes = model_classes(*(run_classes(args.ckpt) or (None, None)), model)
+    flag = "--prompt-file" if args.prompt_file else "--prompt"
+    cond = condition_from_arguments(model, num, prompts, args.layout, args.semantic_map, classes, flag)
     with progress_bar() as progress:
         if args.interpolate:
-            shape = (1, *model.sample_shape)  # pixels, latents, or z of a GAN or VAE
-            a = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
-            b = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1))
-            task = progress.add_task("interpolating", total=1)
-            given = {k: v.to(model.device) if isinstance(v, Tensor) else v for k, v in (cond or {}).items()}
-            if labels is not None:
-                given["label"] = labels.to(model.device)
-            cond = model.sample_cond(args.interpolate, given or None)
-            images = model.interpolate(a, b, args.interpolate, cond=cond, steps=args.steps, options=options).cpu()
-            labels = cond["label"].cpu() if cond and "label" in cond else None
-            progress.advance(task)
+            images, labels = _interpolation(model, args, options, labels, cond, progress)
             nrow = args.interpolate
         else:
             images, labels = generate(
@@ -287,10 +224,26 @@ def run(args: argparse.Namespace) -> Path:
                 progress=progress,
             )
             nrow = None
-    out = Path(args.out)
     if out.suffix == ".npz":
         save_npz(images, labels, out)
     else:
         save_images(upscale_for_view(images), out, nrow=nrow)
-    print(f"Wrote {len(images)} images to {out}")
+    print(f"Wrote {len(images)} {'videos' if images.ndim == 5 else 'images'} to {out}")
     return out
+
+
+def _interpolation(
+    model, args: argparse.Namespace, options: SampleOptions, labels: Tensor | None, cond: dict | None, progress
+) -> tuple[Tensor, Tensor | None]:
+    """The row of ``--interpolate`` K images between the noise of ``--seed`` and ``--seed + 1``, and their labels."""
+    shape = (1, *model.sample_shape)  # pixels, latents, or z of a GAN or VAE
+    a = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
+    b = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1))
+    task = progress.add_task("interpolating", total=1)
+    given = {k: v.to(model.device) if isinstance(v, Tensor) else v for k, v in (cond or {}).items()}
+    if labels is not None:
+        given["label"] = labels.to(model.device)
+    cond = model.sample_cond(args.interpolate, given or None)
+    images = model.interpolate(a, b, args.interpolate, cond=cond, steps=args.steps, options=options).cpu()
+    progress.advance(task)
+    return images, cond["label"].cpu() if cond and "label" in cond else None

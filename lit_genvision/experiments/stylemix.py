@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from lit_genvision.callbacks.images import save_images, upscale_for_view
-from lit_genvision.checks import check_float, check_int, check_writable
+from lit_genvision.checks import check_int, check_writable
+from lit_genvision.experiments.arguments import add_shared_arguments, check_sampling_arguments, resolve_device
 from lit_genvision.experiments.checkpoints import load_model
-from lit_genvision.experiments.sample import configure_sampling, resolve_device
+from lit_genvision.experiments.sample import configure_sampling
 from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.stylegan import BANDS
 
@@ -26,11 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", type=int, default=4, help="row sources (they give the crossover band's styles)")
     p.add_argument("--cols", type=int, default=4, help="column sources (they give every other layer's styles)")
     p.add_argument("--crossover", choices=BANDS, default="coarse", help="the band taken from the row sources")
-    p.add_argument("--truncation", type=float, default=None, metavar="PSI", help="truncation ψ (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="row sources from this seed, column sources from seed + 1")
     p.add_argument("--out", default="stylemix.png", help=".png grid, or .npz of the grid's images (row-major)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    add_shared_arguments(
+        p, ("truncation", "seed", "device", "no_ema"), seed="row sources from this seed, column sources from seed + 1"
+    )
 
 
 @torch.no_grad()
@@ -54,10 +54,10 @@ def stylemix_grid(
 
 
 def run(args: argparse.Namespace) -> Path:
+    """Draw the style-mixing figure of ``--ckpt`` and write it to ``--out``."""
     check_int("--rows", args.rows, low=1, hint="pass the number of row sources, e.g. 4")
     check_int("--cols", args.cols, low=1, hint="pass the number of column sources, e.g. 4")
-    if args.truncation is not None:
-        check_float("--truncation", args.truncation, low=0, hint="pass ψ in (0, 1], e.g. 0.7; 1 turns it off")
+    check_sampling_arguments(args)
     out = Path(args.out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".npz"}:
         raise ValueError(f"--out must end in .png, .jpg or .npz, got {out.name!r}.")

@@ -28,6 +28,9 @@ import lightning as L
 import numpy as np
 import yaml
 
+from lit_genvision.checks import check_writable
+from lit_genvision.experiments.arguments import add_deprecated_alias
+
 TOP_LEVEL_KEYS = {
     "program",
     "command",
@@ -186,7 +189,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=4, help="trials to run in this call")
     p.add_argument("--run-dir", default=None, help="where trials and the sweep state go (default runs/sweeps/NAME)")
     p.add_argument("--store", default=None, help="results store (default runs/results.sqlite)")
-    p.add_argument("--num-samples", type=int, default=500, help="evaluate's sample count")
+    p.add_argument("--num", dest="num_samples", type=int, default=500, help="evaluate's sample count")
+    add_deprecated_alias(p, "--num-samples", "--num", "num_samples", type=int)
     p.add_argument(
         "--logger",
         choices=["file", "csv"],
@@ -203,6 +207,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from lit_genvision.experiments.store import ResultsStore
     from sweeps import RunState, SweepRun, next_run
 
+    check_writable(args.store or "runs/results.sqlite", "--store")  # where every trial's evaluation is recorded
     config = load_sweep(args.file)
     validate(config)
     if args.dry_run:
@@ -269,7 +274,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         ]
         if (resume := last_checkpoint(run_dir, version)) is not None:
             fit += ["--ckpt_path", str(resume)]
-        print(f"[sweep {name}] {pending['name']}: {' '.join(trial_arguments(pending['config']))}")
+        # The trial's own lines are its progress (a live bar would fight fit's and evaluate's output).
+        print(
+            f"[sweep {name}] {pending['name']} ({started}/{args.count}): {' '.join(trial_arguments(pending['config']))}"
+        )
         try:
             callbacks: list[L.Callback] = [_Outputs(pending)]
             if "early_terminate" in config:

@@ -41,7 +41,7 @@ class FeatureStats:
         if self.n <= self.dim:
             raise SingularCovarianceError(
                 f"{self.n} samples give a singular covariance in a {self.dim}-dimensional feature space; "
-                f"use more than {self.dim} samples (--num-samples)."
+                f"use more than {self.dim} samples (--num)."
             )
         mu = self.sum / self.n
         sigma = (self.outer - self.n * torch.outer(mu, mu)) / (self.n - 1)

@@ -51,14 +51,15 @@ def lower_is_better(metric: str) -> bool:
     return RECONSTRUCTION_DIRECTIONS.get(metric, True)
 
 
-def check_sample_count(metrics: list[str], num_samples: int) -> None:
-    """Refuse a ``--num-samples`` too small for any of ``metrics``, before anything is sampled."""
+def check_sample_count(metrics: list[str], num_samples: int, name: str = "--num") -> None:
+    """Refuse a sample count too small for any of ``metrics``, before anything is sampled; ``name`` is the
+    argument as the user spells it (``evaluate --num``, a callback's ``num_samples``)."""
     for m in metrics:
         need = METRICS[m].min_samples
         if num_samples < need:
             raise ValueError(
-                f"--num-samples {num_samples} is too few for {m}, which would get {METRICS[m].why}; "
-                f"pass --num-samples {need} or more."
+                f"{name} {num_samples} is too few for {m}, which would get {METRICS[m].why}; "
+                f"pass {name} {need} or more."
             )
 
 

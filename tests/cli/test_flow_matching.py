@@ -10,7 +10,7 @@ from tests_helpers import ROOT, tiny_diffusion_args
 from lit_genvision.cli import main
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.data.digits import DigitsDataModule
-from lit_genvision.experiments import evaluate
+from lit_genvision.experiments import sources
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.methods.sampling import SampleOptions
@@ -168,7 +168,7 @@ def _spy_on_evaluated_model(monkeypatch, sample=None) -> list[tuple[torch.Tensor
         model.sample = spy
         return model
 
-    monkeypatch.setattr(evaluate, "load_model", load)
+    monkeypatch.setattr(sources, "load_model", load)  # the samples source loads it
     return drawn
 
 

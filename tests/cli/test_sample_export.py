@@ -112,3 +112,59 @@ def test_export_ema_to_safetensors(tiny_checkpoint, tmp_path):
     assert set(shadow) <= set(tensors)
     for name, value in shadow.items():
         torch.testing.assert_close(tensors[name], value)
+
+
+def test_save_npz_writes_images_and_videos_channels_last(tmp_path):
+    """An image .npz is N×H×W×C, a video .npz N×T×H×W×C, both uint8 ``arr_0`` (the design's .npz contract)."""
+    from lit_genvision.data.base import to_uint8
+    from lit_genvision.experiments.sample import save_npz
+
+    g = torch.Generator().manual_seed(0)
+    images, video = torch.rand(2, 3, 4, 5, generator=g) * 2 - 1, torch.rand(2, 3, 6, 4, 5, generator=g) * 2 - 1
+    save_npz(images, None, tmp_path / "i.npz")
+    save_npz(video, torch.tensor([1, 2]), tmp_path / "v.npz")
+    i, v = np.load(tmp_path / "i.npz"), np.load(tmp_path / "v.npz")
+    assert i["arr_0"].shape == (2, 4, 5, 3) and v["arr_0"].shape == (2, 6, 4, 5, 3) and v["arr_0"].dtype == np.uint8
+    assert v["arr_0"][1, 5, 3, 4, 2] == to_uint8(video)[1, 2, 5, 3, 4]  # [n, t, h, w, c] is sample n's pixel
+    assert v["labels"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match=r"samples must be images \(N, C, H, W\) or videos \(N, C, T, H, W\)"):
+        save_npz(torch.zeros(2, 3, 4), None, tmp_path / "x.npz")
+
+
+@pytest.fixture
+def video_model(monkeypatch):
+    """The tiny checkpoint's model, its ``sample`` drawing (N, 1, 3, 8, 8) videos by the seed rule's generators and
+    its image shape that of a 3-frame video, as ``sample`` loads it."""
+    import lit_genvision.experiments.sample as sample_command
+    from lit_genvision.experiments.checkpoints import load_model
+
+    def load(*args, **kwargs):
+        model = load_model(*args, **kwargs)
+        model.image_shape = (1, 3, 8, 8)  # (C, T, H, W)
+
+        def sample(num, *, cond=None, steps=None, generator=None, options=None):
+            return torch.rand(num, 1, 3, 8, 8, generator=generator) * 2 - 1
+
+        model.sample = sample
+        return model
+
+    monkeypatch.setattr(sample_command, "load_model", load)
+
+
+def test_sample_writes_a_video_npz(tiny_checkpoint, tmp_path, video_model, capsys):
+    out = tmp_path / "v.npz"
+    argv = ["sample", "--ckpt", str(tiny_checkpoint), "--num", "5", "--batch-size", "2", "--seed", "3"]
+    assert main([*argv, "--out", str(out)]) == 0
+    arr = np.load(out)["arr_0"]
+    assert arr.shape == (5, 3, 8, 8, 1) and arr.dtype == np.uint8
+    assert "Wrote 5 videos" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "v.png")]) == 2
+    assert "which a .png grid cannot show; pass --out FILE.npz." in capsys.readouterr().err
+
+
+def test_a_records_image_size_is_the_side_h_of_images_and_videos():
+    from lit_genvision.experiments.sources import image_side
+
+    assert (
+        image_side((3, 16, 16)) == 16 and image_side((3, 5, 12, 16)) == 12 and image_side(torch.Size([9, 1, 8, 8])) == 8
+    )

@@ -12,10 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from lit_genvision.callbacks.class_names import CLASSES_KEY
 from lit_genvision.cli import main
 from lit_genvision.data import DigitsDataModule
 from lit_genvision.data.base import to_unit_range
-from lit_genvision.experiments.checkpoints import load_model
+from lit_genvision.experiments.checkpoints import load_model, run_classes
+from lit_genvision.experiments.conditions import condition_from_arguments, model_classes
 from lit_genvision.experiments.store import ResultsStore
 from lit_genvision.models.pretrained import load_pretrained
 
@@ -126,14 +128,34 @@ def scene_args(config: str, root: Path, name: str) -> list[str]:
     return tiny(config, root, name, **extra)
 
 
-def test_a_layout_fit_samples_a_layout_file(tmp_path):
+def test_a_layout_fit_samples_a_layout_file(tmp_path, capsys):
+    """The layout's labels are digits as a user names them (8, "3", "three"), mapped through the class list the
+    checkpoint records (digit d is class d + 1 of the data module, 0 the background)."""
     ckpt = fit(scene_args("digits_layout.yaml", tmp_path, "layout"), tmp_path, "layout")
-    layout = tmp_path / "layout.json"
-    layout.write_text(json.dumps([{"box": [1, 1, 9, 9], "label": 8}, {"box": [8, 6, 16, 15], "label": 3}]))
-    out = tmp_path / "scenes.npz"
-    args = ["sample", "--ckpt", str(ckpt), "--layout", str(layout), "--num", "2", "--steps", "2", "--out", str(out)]
-    assert main(args) == 0
-    assert np.load(out)["arr_0"].shape == (2, 16, 16, 1)
+    recorded = torch.load(ckpt, map_location="cpu", weights_only=True)[CLASSES_KEY]
+    assert recorded["names"][:2] == ["background", "zero"] and recorded["ids"][1:] == [str(d) for d in range(10)]
+    arrays = []
+    for name, labels in (("numbers", (8, 3)), ("words", ("eight", "three")), ("strings", ("8", "3"))):
+        layout = tmp_path / f"{name}.json"
+        layout.write_text(
+            json.dumps([{"box": [1, 1, 9, 9], "label": labels[0]}, {"box": [8, 6, 16, 15], "label": labels[1]}])
+        )
+        out = tmp_path / f"{name}.npz"
+        args = ["sample", "--ckpt", str(ckpt), "--layout", str(layout), "--num", "2", "--steps", "2", "--out", str(out)]
+        assert main(args) == 0
+        arrays.append(np.load(out)["arr_0"])
+    assert arrays[0].shape == (2, 16, 16, 1)
+    assert all(np.array_equal(arrays[0], other) for other in arrays[1:])  # one class however it is named
+    model = load_model(ckpt, generative=True)
+    classes = model_classes(*run_classes(ckpt), model)
+    cond = condition_from_arguments(model, 1, None, str(tmp_path / "words.json"), None, classes)
+    assert cond["box_labels"].tolist() == [[9, 4]]
+    (tmp_path / "bad.json").write_text(json.dumps([{"box": [1, 1, 9, 9], "label": "eleven"}]))
+    args = ["sample", "--ckpt", str(ckpt), "--layout", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.npz")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--layout entry 0 names class 'eleven', which this model does not know; name one of" in err
+    assert "three (3)" in err and err.count("\n") == 1
 
 
 def test_a_semantic_map_fit_samples_a_map_png(tmp_path):

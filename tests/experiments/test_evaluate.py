@@ -125,11 +125,11 @@ def test_baseline_floor_is_far_below_broken_baselines(tmp_path):
 
 def test_baseline_at_another_image_size_draws_and_records_digits_of_that_size(tmp_path, monkeypatch):
     """--image-size 32 is the floor of the 32×32 GANs: the real digits drawn at 32×32, recorded as such."""
-    import lit_genvision.experiments.evaluate as evaluate
+    import lit_genvision.experiments.sources as sources
 
     drawn = []
-    original = evaluate.baseline_images
-    monkeypatch.setattr(evaluate, "baseline_images", lambda *a: drawn.append(original(*a)) or drawn[-1])
+    original = sources.baseline_images
+    monkeypatch.setattr(sources, "baseline_images", lambda *a: drawn.append(original(*a)) or drawn[-1])
     store = tmp_path / "r.sqlite"
     args = ["--baseline", "real", "--image-size", "32", "--num-samples", "100", "--repeats", "1"]
     assert main(["evaluate", *args, "--store", str(store)]) == 0

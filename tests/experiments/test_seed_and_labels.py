@@ -13,7 +13,7 @@ from tests_helpers import ROOT, tiny_diffusion_args
 
 from lit_genvision.cli import main
 from lit_genvision.data.base import to_uint8
-from lit_genvision.experiments import evaluate
+from lit_genvision.experiments import evaluate, sources
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.sample import batch_generator, parse_labels
 
@@ -58,14 +58,14 @@ def test_sample_writes_the_images_evaluate_generates(tiny_checkpoint, tmp_path, 
 
 def test_evaluate_command_scores_the_images_sample_writes(tiny_checkpoint, tmp_path, monkeypatch):
     scored = []
-    original = evaluate.evaluation_batches
+    original = sources.evaluation_batches
 
     def spy(*args, **kwargs):
         for batch in original(*args, **kwargs):
             scored.append(batch.images)
             yield batch
 
-    monkeypatch.setattr(evaluate, "evaluation_batches", spy)
+    monkeypatch.setattr(sources, "evaluation_batches", spy)  # what the samples source draws
     common = ["--ckpt", str(tiny_checkpoint), "--steps", "2", "--seed", "3", "--batch-size", "32"]
     store = tmp_path / "r.sqlite"
     assert main(["evaluate", *common, "--num-samples", "70", "--metrics", "digits_fd", "--store", str(store)]) == 0

@@ -88,7 +88,7 @@ def toy_family() -> Iterator[_ToyFamily]:
 def test_a_new_family_is_one_registration(toy_family):
     metrics = parse_metrics("toy_mean")
     assert metrics == ["toy_mean", "toy_count"]
-    with pytest.raises(ValueError, match="--num-samples 2 is too few for toy_mean, which would get too few toys"):
+    with pytest.raises(ValueError, match="--num 2 is too few for toy_mean, which would get too few toys"):
         check_sample_count(metrics, 2)
     (scorer,) = build_scorers(metrics, object(), "test", 8, {"clip_weights": "w.pt"})
     assert toy_family.options == {"clip_weights": "w.pt"}

@@ -19,7 +19,7 @@ def load_calls(monkeypatch) -> list:
         calls.append(args)
         raise AssertionError("a model was loaded although the run was bound to fail")
 
-    for module in ("sample", "evaluate"):
+    for module in ("sample", "sources"):  # evaluate's sources load the checkpoint
         monkeypatch.setattr(f"lit_genvision.experiments.{module}.load_model", record)
     return calls
 
@@ -62,7 +62,7 @@ def test_evaluate_with_too_few_samples_for_digits_fd_fails_before_loading(
     argv = ["evaluate", "--ckpt", str(tiny_checkpoint), "--num-samples", "2", "--steps", "2", "--store", str(store)]
     assert main(argv) == 2
     err = _one_error(capsys)
-    assert "--num-samples 2 is too few for digits_fd" in err and "--num-samples 65 or more" in err
+    assert "--num 2 is too few for digits_fd" in err and "--num 65 or more" in err
     assert load_calls == [] and not store.exists()
 
 
@@ -70,7 +70,7 @@ def test_evaluate_fid_below_the_inception_dimension_fails_before_loading(tiny_ch
     argv = ["evaluate", "--ckpt", str(tiny_checkpoint), "--metrics", "fid", "--num-samples", "500"]
     assert main([*argv, "--store", str(tmp_path / "r.sqlite")]) == 2
     err = _one_error(capsys)
-    assert "too few for fid" in err and "2048-dimensional" in err and "--num-samples 2049 or more" in err
+    assert "too few for fid" in err and "2048-dimensional" in err and "--num 2049 or more" in err
     assert load_calls == []
 
 
@@ -85,7 +85,7 @@ def test_evaluate_to_an_unwritable_store_fails_before_loading(tiny_checkpoint, t
 
 def test_minimum_sample_counts():
     check_sample_count(["digits_fd", "recognised"], 65)
-    with pytest.raises(ValueError, match="--num-samples 64 is too few for digits_fd"):
+    with pytest.raises(ValueError, match="--num 64 is too few for digits_fd"):
         check_sample_count(["recognised", "digits_fd"], 64)
     check_sample_count(["kid"], 2)
     with pytest.raises(ValueError, match="too few for is"):

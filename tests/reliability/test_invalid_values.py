@@ -222,7 +222,7 @@ def test_sample_refuses_invalid_values_before_loading(extra, name, tmp_path, mon
     ],
 )
 def test_evaluate_refuses_invalid_values_before_loading(extra, name, tmp_path, monkeypatch, capsys):
-    calls = _no_load(monkeypatch, "evaluate")
+    calls = _no_load(monkeypatch, "sources")  # evaluate's sources load the checkpoint
     store = tmp_path / "r.sqlite"
     argv = ["evaluate", "--ckpt", str(tmp_path / "any.ckpt"), "--num-samples", "100", "--store", str(store), *extra]
     assert main(argv) == 2
