@@ -39,6 +39,7 @@ from lit_genvision.experiments.sources import (
     open_source,
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
+from lit_genvision.metrics.frames import frame_batch
 from lit_genvision.metrics.generation import dist_rank_world, gather_to_rank0
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.scoring import METRICS, check_sample_count, parse_metrics
@@ -238,9 +239,11 @@ def score(source: Source, rank: int = 0, world: int = 1) -> tuple[dict[str, floa
             scorers = [s.fresh() for s in source.scorers]
             parts = []
             for batch in source.batches(draw, rank, world):
-                extracted = [s.extractor(batch.images) for s in scorers]
-                parts.append((batch.index, extracted, batch.labels, batch.prompts, batch.nfe))
                 progress.advance(task, len(batch.images) * world)
+                # a video is scored frame by frame, each frame with its video's label and prompt
+                frames, labels, prompts = frame_batch(batch.images, batch.labels, batch.prompts)
+                extracted = [s.extractor(frames) for s in scorers]
+                parts.append((batch.index, extracted, labels, prompts, batch.nfe))
             parts = gather_to_rank0(parts)
             if rank != 0:
                 continue

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 from rich.progress import Progress
 from torch import Tensor
 
-from lit_genvision.callbacks.images import save_images, upscale_for_view
+from lit_genvision.callbacks.images import npz_array, save_images, upscale_for_view
 from lit_genvision.checks import check_float, check_writable
-from lit_genvision.data.base import to_uint8
 from lit_genvision.experiments.arguments import (  # noqa: F401  (shared flags, re-exported for older imports)
     BATCH_SIZE,
     add_deprecated_alias,
@@ -138,7 +136,7 @@ def save_npz(images: Tensor, labels: Tensor | None, path: Path) -> None:
     is class-conditional."""
     if images.ndim not in (4, 5):
         raise ValueError(f"samples must be images (N, C, H, W) or videos (N, C, T, H, W), got {tuple(images.shape)}.")
-    arrays = {"arr_0": rearrange(to_uint8(images), "n c ... -> n ... c").numpy()}
+    arrays = {"arr_0": npz_array(images)}
     if labels is not None:
         arrays["labels"] = labels.numpy().astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +151,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         default="samples.png",
-        help=".png grid or .npz (uint8 arr_0, N×H×W×C, or N×T×H×W×C for video, and labels (N,) for a "
-        "class-conditional model)",
+        help=".png grid (a video: a row of its frames), .gif (videos playing side by side) or .npz (uint8 arr_0, "
+        "N×H×W×C, or N×T×H×W×C for video, and labels (N,) for a class-conditional model)",
     )
     p.add_argument(
         "--interpolate",
@@ -188,17 +186,14 @@ def run(args: argparse.Namespace) -> Path:
         raise ValueError(f"--interpolate needs at least 2 images, got {args.interpolate}.")
     check_sampling_arguments(args)
     out = Path(args.out)
-    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".npz"}:
-        raise ValueError(f"--out must end in .png, .jpg or .npz, got {out.name!r}.")
+    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".gif", ".npz"}:
+        raise ValueError(f"--out must end in .png, .jpg, .gif or .npz, got {out.name!r}.")
     check_writable(out, "--out")
     prompts = given_prompts(args.prompt, args.prompt_file)
     device = resolve_device(args.device)
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(device)
-    if len(model.image_shape) == 4 and out.suffix.lower() != ".npz":
-        raise ValueError(
-            f"this {model.family} model draws videos (C, T, H, W) = {tuple(model.image_shape)}, which a "
-            f"{out.suffix} grid cannot show; pass --out FILE.npz."
-        )
+    if len(model.image_shape) != 4 and out.suffix.lower() == ".gif":
+        raise ValueError(f"--out {out.name}: a .gif shows videos and this {model.family} model draws images; use .png.")
     options = sampling_from_arguments(model, args)
     num = args.interpolate or args.num
     labels = parse_labels(args.label, num, getattr(model, "label_count", model.num_classes))

@@ -75,7 +75,8 @@ def test_interpolation_row(tiny_checkpoint, tmp_path):
     "make, args, message",
     [
         (None, ["--steps", "5000"], "steps must be an integer between 1 and 50"),
-        (None, ["--out", "x.gif"], "must end in .png, .jpg or .npz"),
+        (None, ["--out", "x.bmp"], "must end in .png, .jpg, .gif or .npz"),
+        (None, ["--out", "x.gif"], "a .gif shows videos and this diffusion model draws images; use .png."),
         ("missing", [], "checkpoint not found"),
         ("truncated", [], "corrupt or truncated"),
         ("garbage", [], "corrupt or truncated"),
@@ -151,15 +152,21 @@ def video_model(monkeypatch):
     monkeypatch.setattr(sample_command, "load_model", load)
 
 
-def test_sample_writes_a_video_npz(tiny_checkpoint, tmp_path, video_model, capsys):
+def test_sample_writes_videos_as_npz_grid_and_gif(tiny_checkpoint, tmp_path, video_model, capsys):
+    from PIL import Image
+
     out = tmp_path / "v.npz"
     argv = ["sample", "--ckpt", str(tiny_checkpoint), "--num", "5", "--batch-size", "2", "--seed", "3"]
     assert main([*argv, "--out", str(out)]) == 0
     arr = np.load(out)["arr_0"]
     assert arr.shape == (5, 3, 8, 8, 1) and arr.dtype == np.uint8
     assert "Wrote 5 videos" in capsys.readouterr().out
-    assert main([*argv, "--out", str(tmp_path / "v.png")]) == 2
-    assert "which a .png grid cannot show; pass --out FILE.npz." in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "v.png")]) == 0  # one row of 3 frames per video
+    with Image.open(tmp_path / "v.png") as grid:
+        assert grid.size[0] < grid.size[1]  # 5 rows of 3 frames: taller than wide
+    assert main([*argv, "--out", str(tmp_path / "v.gif")]) == 0
+    with Image.open(tmp_path / "v.gif") as gif:
+        assert gif.n_frames == 3
 
 
 def test_a_records_image_size_is_the_side_h_of_images_and_videos():
