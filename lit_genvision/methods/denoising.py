@@ -98,23 +98,34 @@ class DiffusionMethod(DenoisingMethod):
         schedule: the noise schedule ᾱ_t (linear by default; cosine, offset cosine, scaled linear).
         prediction: what the network predicts: ``eps``, ``v`` or ``x0``.
         sampler: the default sampler (DDIM, 50 steps, η = 0).
+        min_snr_gamma: if set, Min-SNR-γ loss weighting (Hang et al. 2023; γ = 5 in the paper).
     """
 
     family = "diffusion"
     SAMPLERS = ("ddpm", "ddim")
 
     def __init__(
-        self, schedule: NoiseSchedule | None = None, prediction: Prediction = "eps", sampler: Sampler | None = None
+        self,
+        schedule: NoiseSchedule | None = None,
+        prediction: Prediction = "eps",
+        sampler: Sampler | None = None,
+        min_snr_gamma: float | None = None,
     ) -> None:
         if prediction not in get_args(Prediction):
             raise ValueError(f"prediction must be one of {', '.join(get_args(Prediction))}, got {prediction!r}.")
+        if min_snr_gamma is not None and min_snr_gamma <= 0:
+            raise ValueError(f"min_snr_gamma must be positive (5 in the paper), got {min_snr_gamma}.")
+        self.min_snr_gamma = min_snr_gamma
         self.schedule = schedule or LinearSchedule()
         self.prediction = prediction
         self.sampler = sampler or DDIMSampler()
 
     def loss(self, net: Net, x0: Tensor, cond: Any = None, generator: torch.Generator | None = None) -> Tensor:
         """E_{t, ε} ‖target − net(√ᾱ_t x0 + √(1 − ᾱ_t) ε, t)‖² (``methods.diffusion.diffusion_loss``)."""
-        return diffusion_loss(net, self.schedule, x0, prediction=self.prediction, cond=cond, generator=generator)
+        return diffusion_loss(
+            net, self.schedule, x0, prediction=self.prediction, cond=cond, generator=generator,
+            min_snr_gamma=self.min_snr_gamma,
+        )  # fmt: skip
 
     def sample(
         self,
@@ -180,7 +191,8 @@ class DiffusionMethod(DenoisingMethod):
         return method
 
     def __repr__(self) -> str:
-        return f"DiffusionMethod({self.schedule!r}, prediction={self.prediction!r}, sampler={self.sampler!r})"
+        snr = f", min_snr_gamma={self.min_snr_gamma}" if self.min_snr_gamma is not None else ""
+        return f"DiffusionMethod({self.schedule!r}, prediction={self.prediction!r}, sampler={self.sampler!r}{snr})"
 
 
 class FlowMethod(DenoisingMethod):

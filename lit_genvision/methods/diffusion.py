@@ -62,13 +62,35 @@ def diffusion_loss(
     prediction: Prediction = "eps",
     cond: dict | None = None,
     generator: torch.Generator | None = None,
+    min_snr_gamma: float | None = None,
 ) -> Tensor:
     """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), loss ‖target − net(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²
-    (mean over elements; target ε by default)."""
+    (mean over elements; target ε by default).
+
+    ``min_snr_gamma`` γ weights each sample by Min-SNR-γ (Hang et al. 2023, eq. 9), with SNR_t = ᾱ_t/(1 − ᾱ_t):
+    the x₀-space weight min(SNR_t, γ) expressed for the target regressed, i.e. min(SNR_t, γ)/SNR_t for ε,
+    min(SNR_t, γ)/(SNR_t + 1) for v and min(SNR_t, γ) for x₀."""
     b = x0.shape[0]
     device = generator.device if generator is not None else x0.device
     t = torch.randint(0, schedule.timesteps, (b,), generator=generator, device=device).to(x0.device)
     noise = randn_like(x0, generator)
     x_t = q_sample(schedule, x0, t, noise)
-    target = prediction_target(prediction, x0, noise, schedule.alpha_bar(t, x0))
-    return F.mse_loss(net(x_t, t, cond), target)
+    alpha_bar = schedule.alpha_bar(t, x0)  # (B, 1, …)
+    target = prediction_target(prediction, x0, noise, alpha_bar)
+    if min_snr_gamma is None:
+        return F.mse_loss(net(x_t, t, cond), target)
+    per_sample = (net(x_t, t, cond) - target).square().flatten(1).mean(1)  # (B,)
+    return (min_snr_weight(prediction, alpha_bar.flatten(), min_snr_gamma) * per_sample).mean()
+
+
+def min_snr_weight(prediction: Prediction, alpha_bar: Tensor, gamma: float) -> Tensor:
+    """Min-SNR-γ loss weights (B,) for the target ``prediction`` at ᾱ_t (B,) (Hang et al. 2023)."""
+    snr = alpha_bar / (1 - alpha_bar)
+    clipped = snr.clamp(max=gamma)
+    if prediction == "eps":
+        return clipped / snr
+    if prediction == "v":
+        return clipped / (snr + 1)
+    if prediction == "x0":
+        return clipped
+    raise ValueError(f"prediction must be one of eps, v, x0, got {prediction!r}.")

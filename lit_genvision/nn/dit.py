@@ -9,6 +9,16 @@ a config swaps ``class_path: lit_genvision.nn.UNet`` for ``lit_genvision.nn.dit.
     blocks  z_l = Block_l(z_{l−1}, c [, context])             adaLN-Zero, l = 1 … depth (§3.2)
     decoder ε̂  = unpatchify(W_o · mod(LN(z_L), β(c), γ(c)))   (B, C_out, S, S) (§3.1 "Transformer decoder")
 
+Options for small budgets, all off by default so ``DiT.named`` is the paper's network (issue 29
+measured them on the digits, ``benchmarks/README.md``, "Transformer backbone on digits"):
+
+    long_skips   U-ViT (Bao et al. 2023): block i's output, i < k = ⌊(depth − 1)/2⌋, is concatenated to
+                 the input of block depth − 1 − i and projected back, z ← W_s·[z, z_i] (W_s: 2D → D)
+    pos_embed    ``rope``: 2-D axial RoPE rotates q and k in every block instead of adding sin-cos tables
+    qk_norm      a norm on each head's q and k (SD3, LightningDiT)
+    norm, mlp    ``rms`` RMSNorm; ``swiglu`` gated MLP at equal parameters (LightningDiT, arXiv 2501.01423)
+    final_conv   a 3×3 convolution on the unpatchified output (U-ViT), mixing across patch borders
+
 adaLN-Zero: each block's (β, γ, g) = W·SiLU(c) with W = 0 at initialisation, so every block is the
 identity; the output projection W_o and the final (β, γ) are zero too (DiT's ``initialize_weights``),
 so the untrained network predicts exactly 0. ``learn_sigma`` is not offered: the platform's diffusion
@@ -21,9 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from lit_genvision.nn.embeddings import VECTOR_EMBEDDING_RENAMES, TimestepEmbedding, VectorEmbedding
-from lit_genvision.nn.patches import patchify, sincos_2d, unpatchify
+from lit_genvision.nn.patches import AxialRotaryEmbedding, patchify, sincos_2d, split_dims, unpatchify
 from lit_genvision.nn.renames import rename_on_load
-from lit_genvision.nn.transformer import TransformerBlock, modulate
+from lit_genvision.nn.transformer import TransformerBlock, make_norm, modulate
+
+POS_EMBEDS = ("sincos", "rope")
 
 #: The paper's Table 1: name → (hidden D, depth, heads). DiT-XL/2 is ``DiT.named("XL", patch_size=2)``.
 DIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -37,9 +49,9 @@ DIT_SIZES: dict[str, tuple[int, int, int]] = {
 class FinalLayer(nn.Module):
     """DiT's decoder: out = W_o · mod(LN(z), β(c), γ(c)), with (β, γ) = W_m·SiLU(c); W_m, W_o zero-initialised."""
 
-    def __init__(self, hidden: int, out_features: int) -> None:
+    def __init__(self, hidden: int, out_features: int, norm: str = "layer") -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)  # affine part comes from c
+        self.norm = make_norm(norm, hidden, affine=False)  # the affine part comes from c
         self.adaLN = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.linear = nn.Linear(hidden, out_features)
         for layer in (self.adaLN[1], self.linear):
@@ -73,9 +85,18 @@ class DiT(nn.Module):
         out_channels: output channels (defaults to ``in_channels``).
         dropout: dropout inside the blocks.
         kernels: ``auto | torch | triton``, handed to the blocks' attention.
+        long_skips: U-ViT's long skip connections (see the module docstring); ``skip_pairs`` names them.
+        pos_embed: ``sincos`` (fixed 2-D tables added to the tokens, the paper) or ``rope`` (2-D axial
+            RoPE in the attention; the head width is split between rows and columns).
+        qk_norm: normalise each head's queries and keys.
+        norm: ``layer`` or ``rms`` for the blocks' and the decoder's norms.
+        mlp: ``gelu`` or ``swiglu``.
+        final_conv: a zero-bias 3×3 convolution C_out → C_out on the unpatchified output.
     """
 
     pos: Tensor
+    rope_cos: Tensor
+    rope_sin: Tensor
 
     def __init__(
         self,
@@ -92,25 +113,43 @@ class DiT(nn.Module):
         out_channels: int | None = None,
         dropout: float = 0.0,
         kernels: str = "auto",
+        long_skips: bool = False,
+        pos_embed: str = "sincos",
+        qk_norm: bool = False,
+        norm: str = "layer",
+        mlp: str = "gelu",
+        final_conv: bool = False,
     ) -> None:
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}.")
+        if pos_embed not in POS_EMBEDS:
+            raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {pos_embed!r}.")
         self.in_channels, self.image_size, self.patch_size = in_channels, image_size, patch_size
         self.out_channels = out_channels or in_channels
         self.num_classes, self.context_dim, self.cond_dim = num_classes, context_dim, cond_dim
         grid = image_size // patch_size
 
         self.patch_embed = nn.Linear(patch_size * patch_size * in_channels, hidden)  # = DiT's p×p stride-p conv
-        self.register_buffer("pos", sincos_2d(grid, grid, hidden)[None], persistent=False)  # (1, N, D) fixed
+        pos = sincos_2d(grid, grid, hidden)[None] if pos_embed == "sincos" else torch.zeros(1, 1, hidden)
+        self.register_buffer("pos", pos, persistent=False)  # (1, N, D) fixed, or 0 under RoPE
+        if pos_embed == "rope":  # the tables of the fixed token grid, built once
+            rotary = AxialRotaryEmbedding(hidden // heads, split_dims(hidden // heads, 2))
+            cos, sin = rotary.grid((grid, grid))  # (N, d) each
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.pos_embed = pos_embed
         self.time_embed = TimestepEmbedding(256, hidden)  # DiT's 256 frequencies → MLP
         self.label_embed = nn.Embedding(num_classes + 1, hidden) if num_classes else None  # row K: null
         if cond_dim:
             self.vector_embed = VectorEmbedding(cond_dim, hidden)
             rename_on_load(self, VECTOR_EMBEDDING_RENAMES)
-        block = dict(context_dim=context_dim, cond_dim=hidden, kernels=kernels)  # adaLN-Zero driven by c (B, D)
+        block = dict(context_dim=context_dim, cond_dim=hidden, kernels=kernels, qk_norm=qk_norm, norm=norm, mlp=mlp)
         self.blocks = nn.ModuleList(TransformerBlock(hidden, heads, mlp_ratio, dropout, **block) for _ in range(depth))
-        self.final = FinalLayer(hidden, patch_size * patch_size * self.out_channels)
+        pairs = (depth - 1) // 2 if long_skips else 0
+        self.skips = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(pairs)) if pairs else None
+        self.final = FinalLayer(hidden, patch_size * patch_size * self.out_channels, norm)
+        self.final_conv = nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1) if final_conv else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -127,6 +166,14 @@ class DiT(nn.Module):
         for layer in [b.adaLN[1] for b in self.blocks] + [self.final.adaLN[1], self.final.linear]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if self.final_conv is not None:  # keeps the untrained network's output at exactly 0
+            nn.init.zeros_(self.final_conv.bias)
+
+    @property
+    def skip_pairs(self) -> list[tuple[int, int]]:
+        """(i, j): block i's output joins block j's input, j = depth − 1 − i (U-ViT); empty without long skips."""
+        depth = len(self.blocks)
+        return [(i, depth - 1 - i) for i in range(len(self.skips or ()))]
 
     @classmethod
     def named(cls, size: str, **kwargs) -> DiT:
@@ -158,11 +205,21 @@ class DiT(nn.Module):
         context = (cond or {}).get("context") if self.context_dim else None  # (B, M, context_dim)
         mask = (cond or {}).get("context_mask") if context is not None else None  # (B, M) True = keep
         z = self.patch_embed(patchify(x, self.patch_size))  # (B, N, D)
-        z = z + self.pos.to(z.dtype)  # (B, N, D)
-        for block in self.blocks:
-            z = block(z, context=context, context_mask=mask, cond=c)  # (B, N, D)
-        out = self.final(z, c)  # (B, N, p·p·C_out)
-        return unpatchify(out, self.patch_size, self.out_channels)  # (B, C_out, S, S)
+        rope = None
+        if self.pos_embed == "rope":
+            rope = (self.rope_cos, self.rope_sin)  # (N, d) each
+        else:
+            z = z + self.pos.to(z.dtype)  # (B, N, D)
+        depth, pairs = len(self.blocks), len(self.skips or ())
+        saved: list[Tensor] = []
+        for i, block in enumerate(self.blocks):
+            if i >= depth - pairs:  # an output block: z ← W_s·[z, z_{depth−1−i}]
+                z = self.skips[i - (depth - pairs)](torch.cat([z, saved.pop()], dim=-1))  # (B, N, D)
+            z = block(z, context=context, context_mask=mask, cond=c, rope=rope)  # (B, N, D)
+            if i < pairs:
+                saved.append(z)
+        out = unpatchify(self.final(z, c), self.patch_size, self.out_channels)  # (B, C_out, S, S)
+        return out if self.final_conv is None else self.final_conv(out)
 
 
-__all__ = ["DIT_SIZES", "DiT", "FinalLayer"]
+__all__ = ["DIT_SIZES", "POS_EMBEDS", "DiT", "FinalLayer"]

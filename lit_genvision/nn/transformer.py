@@ -121,6 +121,38 @@ class CrossAttention(nn.Module):
         return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
 
 
+class SwiGLU(nn.Module):
+    """The gated MLP of PaLM / Llama / LightningDiT (Shazeer 2020): W₂ · (SiLU(W_a h) ⊙ W_b h).
+
+    ``hidden`` is the width of each of W_a, W_b; 2/3 of a GELU MLP's width gives the same parameter count.
+    W_a and W_b are one linear map ``fc1`` of width 2·hidden.
+    """
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, 2 * hidden)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """h (B, N, D) → (B, N, D)."""
+        a, b = self.fc1(h).chunk(2, dim=-1)  # (B, N, hidden) each
+        return self.fc2(self.drop(nn.functional.silu(a) * b))  # (B, N, D)
+
+
+NORMS = ("layer", "rms")
+MLPS = ("gelu", "swiglu")
+
+
+def make_norm(kind: str, dim: int, affine: bool = True) -> nn.Module:
+    """LayerNorm (``layer``) or RMSNorm (``rms``, Zhang & Sennrich 2019: x / √(mean x² + ε)·w), ε = 1e-6."""
+    if kind == "layer":
+        return nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+    if kind == "rms":
+        return nn.RMSNorm(dim, elementwise_affine=affine, eps=1e-6)
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}.")
+
+
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     """mod(x, β, γ) = x·(1 + γ) + β with x (B, N, D) and β, γ (B, D) (DiT's ``modulate``)."""
     return x * (1 + scale[:, None]) + shift[:, None]
@@ -138,9 +170,12 @@ class TransformerBlock(nn.Module):
         context_dim: width of a context (B, M, context_dim) to cross-attend to (text tokens); None: none.
         cond_dim: width of a conditioning vector c (B, cond_dim) driving adaLN-Zero; None: plain LayerNorm.
         causal: token i attends to tokens ≤ i only (autoregressive priors, the text tower).
-        qk_norm: LayerNorm on each head's queries and keys before the dot product (ViT-22B,
+        qk_norm: a norm (of kind ``norm``) on each head's queries and keys before the dot product (ViT-22B,
             Dehghani et al. 2023; SD3), which keeps attention logits bounded in long training.
         kernels: ``auto | torch | triton``, handed to `ops.attention`.
+        norm: ``layer`` (LayerNorm, GPT-2 / ViT / DiT) or ``rms`` (RMSNorm, LightningDiT).
+        mlp: ``gelu`` (Linear–GELU–Linear) or ``swiglu`` (`SwiGLU` at 2/3 the hidden width: the same
+            parameter count, LightningDiT).
     """
 
     def __init__(
@@ -154,6 +189,8 @@ class TransformerBlock(nn.Module):
         causal: bool = False,
         qk_norm: bool = False,
         kernels: str = "auto",
+        norm: str = "layer",
+        mlp: str = "gelu",
     ) -> None:
         super().__init__()
         if dim % heads:
@@ -163,24 +200,30 @@ class TransformerBlock(nn.Module):
         self.causal, self.kernels = causal, kernels
         affine = cond_dim is None  # with adaLN the modulation supplies the affine part (DiT)
 
-        self.norm1 = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+        if mlp not in MLPS:
+            raise ValueError(f"mlp must be one of {', '.join(MLPS)}, got {mlp!r}.")
+        self.norm1 = make_norm(norm, dim, affine)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.q_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = nn.LayerNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.q_norm = make_norm(norm, self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = make_norm(norm, self.head_dim) if qk_norm else nn.Identity()
 
         self.has_cross = context_dim is not None
         if context_dim is not None:
-            self.norm_cross = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
+            self.norm_cross = make_norm(norm, dim, affine)
             self.cross = CrossAttention(dim, context_dim, heads, qk_norm, kernels)
             old = ("cross_q", "cross_kv", "cross_proj", "cross_q_norm", "cross_k_norm")  # before `CrossAttention`
             rename_on_load(self, layer_renames({o: "cross." + o.removeprefix("cross_") for o in old}))
 
         hidden = int(dim * mlp_ratio)
-        self.norm2 = nn.LayerNorm(dim, elementwise_affine=affine, eps=1e-6)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, dim)
-        )
+        self.norm2 = make_norm(norm, dim, affine)
+        self.mlp: nn.Module
+        if mlp == "swiglu":
+            self.mlp = SwiGLU(dim, int(2 * hidden / 3), dropout)
+        else:
+            self.mlp = nn.Sequential(
+                nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, dim)
+            )
         self.drop = nn.Dropout(dropout)
 
         self.adaLN: nn.Sequential | None = None
@@ -316,4 +359,14 @@ class Transformer(nn.Module):
         return self.norm(x)  # (B, N, D)
 
 
-__all__ = ["CrossAttention", "KVCache", "Transformer", "TransformerBlock", "modulate"]
+__all__ = [
+    "MLPS",
+    "NORMS",
+    "CrossAttention",
+    "KVCache",
+    "SwiGLU",
+    "Transformer",
+    "TransformerBlock",
+    "make_norm",
+    "modulate",
+]
