@@ -24,6 +24,7 @@ from lit_genvision.experiments.arguments import (
 )
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.sample import sampling_from_arguments
+from lit_genvision.methods.repaint import RePaint
 from lit_genvision.metrics.generation import batch_generator
 
 #: The shared flags inpainting takes: a denoising model's sampling, the seed rule, the weights and the device.
@@ -62,6 +63,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, help=".npz with arr_0 uint8 N×H×W×C")
     p.add_argument("--masks", required=True, help=".npz with arr_0 N×H×W, 1 where pixels are to be generated")
     p.add_argument("--out", required=True, help=".npz to write (arr_0 uint8 N×H×W×C)")
+    p.add_argument(
+        "--repaint",
+        nargs=2,
+        type=int,
+        metavar=("JUMP", "RESAMPLE"),
+        default=None,
+        help="RePaint's resampling (Lugmayr et al. 2022): jump back JUMP sampler steps, denoise each stretch "
+        "RESAMPLE times (e.g. 5 5; a diffusion model's sampler, best with --sampler ddpm or --eta 1)",
+    )
     add_shared_arguments(p, FLAGS)
 
 
@@ -75,6 +85,8 @@ def run(args: argparse.Namespace) -> Path:
     model = load_model(args.ckpt, use_ema=not args.no_ema, generative=True).to(resolve_device(args.device))
     images, masks = read_inputs(args.images, args.masks, tuple(model.image_shape))
     options = sampling_from_arguments(model, args)
+    if getattr(args, "repaint", None) is not None:
+        options = options.but(repaint=RePaint(*args.repaint))
     filled = []
     with progress_bar() as progress:
         task = progress.add_task("inpainting", total=len(images))

@@ -14,6 +14,7 @@ from lit_genvision.methods.denoising import DenoisingMethod, DiffusionMethod, Fl
 from lit_genvision.methods.diffusion import diffusion_loss, prediction_target, q_sample, to_x0_eps
 from lit_genvision.methods.flow import LinearPath, ODESampler, VPPath
 from lit_genvision.methods.interpolation import interpolate_noise, slerp
+from lit_genvision.methods.repaint import RePaint
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler, timestep_sequence
 from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.methods.schedules import (
@@ -34,6 +35,7 @@ __all__ = [
     "DiffusionMethod",
     "FlowMethod",
     "ODESampler",
+    "RePaint",
     "SampleOptions",
     "Start",
     "LinearPath",

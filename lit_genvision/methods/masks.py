@@ -6,12 +6,19 @@ and m = 0 where they are known. At sampling time the known pixels are composited
 
     x_out = m·x_gen + (1 − m)·x_known,
 
-so known pixels come out exactly as given. Three kinds, each for one use:
+so known pixels come out exactly as given. Five kinds, each for one use:
 
 - ``box``: 1 … max_boxes axis-aligned rectangles, as when objects are removed from a photo;
 - ``brush``: free-form scribbles, random-walk polylines drawn with a round brush (LaMa's
   "irregular" masks), as when a user paints over what to replace;
-- ``border``: bands along one to four image sides, for outpainting (extending the canvas).
+- ``border``: bands along one to four image sides, for outpainting (extending the canvas);
+- ``half``: the upper, lower, left or right part of the image cut at 35–65% of the side, so the
+  model learns to complete an object from the half it sees (LaMa's wide masks make the same
+  point: a model trained on small holes under-uses the context of a large one);
+- ``large_box``: one rectangle of 40–75% of each side, anywhere in the image.
+
+``MaskGenerator()`` draws the first three (``DEFAULT_MASK_KINDS``), as it did before the last
+two existed: a generator of those kinds gives the same masks from the same seed.
 
 Every mask has at least one pixel to generate and at least one known pixel (a border mask keeps
 at least 10% of the image known, centre pixel included). All random draws go through the given
@@ -26,7 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-MASK_KINDS = ("box", "brush", "border")
+DEFAULT_MASK_KINDS = ("box", "brush", "border")
+MASK_KINDS = (*DEFAULT_MASK_KINDS, "half", "large_box")
 
 # A brush segment is this fraction of the shorter side long (LaMa draws strokes of a few segments).
 _SEGMENT_FRAC = (0.1, 0.3)
@@ -34,6 +42,11 @@ _SEGMENT_FRAC = (0.1, 0.3)
 _MIN_RADIUS = 0.75
 # A border mask keeps a known span of at least √0.1 of each side, so ≥ 10% of the image is known.
 _KNOWN_SPAN = math.sqrt(0.1)
+# A half mask's unknown part spans this fraction of the side it is cut across.
+HALF_FRAC = (0.35, 0.65)
+# A large box spans this fraction of each side.
+LARGE_BOX_FRAC = (0.4, 0.75)
+HALF_SIDES = ("top", "bottom", "left", "right")
 
 
 def _check_size(num: int, height: int, width: int) -> None:
@@ -204,7 +217,46 @@ def border_masks(
     return (rows[:, :, None] | cols[:, None, :])[:, None].float()
 
 
-_DRAW = {"box": box_masks, "brush": brush_masks, "border": border_masks}
+def half_masks(
+    num: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    *,
+    min_frac: float = HALF_FRAC[0],
+    max_frac: float = HALF_FRAC[1],
+) -> Tensor:
+    """One side's part of the image unknown, (num, 1, H, W) float32 on the CPU.
+
+    The side s is uniform over (top, bottom, left, right) (``HALF_SIDES``); the unknown part is the
+    first (top, left) or last (bottom, right) k rows or columns, k = round(u·side), u ~ U[min_frac,
+    max_frac], clamped to [1, side − 1]: a half-plane y < k, y ≥ H − k, x < k or x ≥ W − k."""
+    _check_size(num, height, width)
+    _check_fracs("half (min_frac, max_frac)", min_frac, max_frac)
+    side = torch.randint(0, 4, (num,), generator=generator)  # index into HALF_SIDES
+    length = torch.where(side < 2, height, width)
+    frac = _uniform((num,), min_frac, max_frac, generator)
+    k = torch.minimum((frac * length).round().long().clamp_min(1), length - 1)
+    ys, xs = torch.arange(height)[None, :, None], torch.arange(width)[None, None, :]
+    s, k = side[:, None, None], k[:, None, None]
+    masks = (
+        ((s == 0) & (ys < k)) | ((s == 1) & (ys >= height - k)) | ((s == 2) & (xs < k)) | ((s == 3) & (xs >= width - k))
+    )
+    return masks[:, None].float()
+
+
+def large_box_masks(num: int, height: int, width: int, generator: torch.Generator | None = None) -> Tensor:
+    """One rectangle of ``LARGE_BOX_FRAC`` (40–75%) of each side: ``box_masks`` with one box."""
+    return box_masks(num, height, width, generator, max_boxes=1, min_frac=LARGE_BOX_FRAC[0], max_frac=LARGE_BOX_FRAC[1])
+
+
+_DRAW = {
+    "box": box_masks,
+    "brush": brush_masks,
+    "border": border_masks,
+    "half": half_masks,
+    "large_box": large_box_masks,
+}
 
 
 @dataclass(frozen=True)
@@ -214,8 +266,8 @@ class MaskGenerator:
     ``MaskGenerator()(num, H, W, generator)`` returns (num, 1, H, W) float32 on ``device``; every
     draw is made on the CPU through ``generator`` so one seed gives the same masks on any device."""
 
-    kinds: tuple[str, ...] = MASK_KINDS
-    """Mask kinds to draw from, a subset of ``MASK_KINDS``."""
+    kinds: tuple[str, ...] = DEFAULT_MASK_KINDS
+    """Mask kinds to draw from, a subset of ``MASK_KINDS`` (box, brush and border by default)."""
     probs: tuple[float, ...] | None = None
     """Relative probability of each kind (normalised to sum 1); None draws the kinds uniformly."""
 

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from lit_genvision.checks import check_float, check_int
 from lit_genvision.methods.denoising import Start
+from lit_genvision.methods.repaint import RePaint
 from lit_genvision.methods.samplers.base import StepCallback
 
 
@@ -44,6 +45,9 @@ class SampleOptions:
     """Use a deterministic map from noise to sample (DDIM η = 0; an ODE, a GAN and a VAE are one already)."""
     callback: StepCallback | None = None
     """Called as callback(step, steps) after every step of a diffusion sampler."""
+    repaint: RePaint | None = None
+    """Inpaint with RePaint's resampling (``methods.repaint``): the known region put back after every step, and
+    jumps back of ``jump`` steps, each stretch denoised ``resample`` times (a diffusion model's inpainting)."""
 
     def __post_init__(self) -> None:
         if self.eta is not None:
@@ -59,6 +63,8 @@ class SampleOptions:
             check_int("top_k", self.top_k, low=1, hint="omit it to sample from every token")
         if self.truncation is not None:
             check_float("truncation", self.truncation, low=0, hint="pass ψ in (0, 1], e.g. 0.7; 1 turns it off")
+        if self.repaint is not None and not isinstance(self.repaint, RePaint):
+            raise ValueError(f"repaint must be a RePaint(jump, resample), got {self.repaint!r}.")
 
     def given(self) -> list[str]:
         """The names of the options that are set (not None, not False)."""

@@ -18,6 +18,8 @@ from torch import Tensor, nn
 from lit_genvision.checks import check_float
 from lit_genvision.methods.guidance import Conditioning, CondKey, concat_conditions, guided
 from lit_genvision.methods.masks import MaskGenerator
+from lit_genvision.methods.repaint import RePaint
+from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.base import GenerativeModel
 from lit_genvision.nn.conditions import Condition, KnownRegion, Label, Vector
 
@@ -168,10 +170,15 @@ class ConditionalModel(GenerativeModel):
             )
         return self.with_derived({**cond, "image": cond["image"].to(self.device)}, training=False)
 
-    def inpaint(self, images: Tensor, masks: Tensor, *, cond: dict | None = None, **kwargs: Any) -> Tensor:
+    def inpaint(
+        self, images: Tensor, masks: Tensor, *, cond: dict | None = None, repaint: RePaint | None = None, **kwargs: Any
+    ) -> Tensor:
         """Fill the masked pixels of ``images`` (N, C, H, W) in [-1, 1]; ``masks`` (N, H, W) or (N, 1, H, W),
         1 where pixels are to be generated: ``sample`` with ``cond={"mask", "image"}`` (and any other condition
-        in ``cond``); ``kwargs`` go to ``sample``."""
+        in ``cond``); ``repaint`` (``RePaint(jump, resample)``) is ``SampleOptions.repaint``; ``kwargs`` go to
+        ``sample``."""
+        if repaint is not None:
+            kwargs["options"] = (kwargs.get("options") or SampleOptions()).but(repaint=repaint)
         return self.sample(len(images), cond={**(cond or {}), "mask": masks, "image": images}, **kwargs)
 
     @staticmethod

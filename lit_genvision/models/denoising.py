@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
@@ -54,11 +55,11 @@ class DenoisingModel(ConditionalModel):
         image_shape: (C, H, W) of generated images; read from the network (and space) by default.
         class_prompts: a text model's prompt of class k at index k: what it draws when sampled without a
             prompt (grids, ``evaluate``).
-        inpaint_masks: the synthetic masks a known-region (inpainting) network trains on (every kind by default).
+        inpaint_masks: the synthetic masks a known-region (inpainting) net trains on (box, brush, border by default).
     """
 
     accepts: ClassVar[frozenset[str]] = frozenset(
-        {"steps", "sampler", "eta", "rtol", "atol", "guidance", "noise", "start", "deterministic", "callback"}
+        "steps sampler eta rtol atol guidance noise start deterministic callback repaint".split()
     )
     #: What the EMA averages: the denoising network (the method and a latent space's autoencoder have no
     #: trainable weights).
@@ -140,6 +141,8 @@ class DenoisingModel(ConditionalModel):
     def sampling_protocol(self, steps: int | None = None, options: SampleOptions | None = None) -> tuple[str, int]:
         options = options or SampleOptions()
         name, nfe = self.method_for(options).protocol(steps)
+        if options.repaint is not None:
+            name, nfe = options.repaint.protocol(name, nfe)
         return self.guided_protocol(name, nfe or self.last_nfe, options.guidance)  # dopri5: the last solve's
 
     @torch.no_grad()
@@ -153,7 +156,8 @@ class DenoisingModel(ConditionalModel):
         options: SampleOptions | None = None,
     ) -> Tensor:
         """Draw the starting noise (or take ``options.noise``) and run the method's reverse process in the
-        model's space, the condition encoded once; returns (num, *image_shape) in [-1, 1]."""
+        model's space, the condition encoded once; returns (num, *image_shape) in [-1, 1]. With
+        ``options.repaint`` (an inpainting), RePaint's resampling around the known region (``known_region``)."""
         options = self.checked(options, steps=steps)
         scale = self.guidance_of(options.guidance)
         method = self.method_for(options)
@@ -167,8 +171,30 @@ class DenoisingModel(ConditionalModel):
             start = Start(self.space.encode(start.x0.to(self.device)), start.strength)
         with self.eval_mode(self.net):
             net, encoded = self.guided_net(cond, noise, scale)
-            x = method.sample(
-                net, noise, encoded, steps, generator, start, clip=self.space.bounded, callback=options.callback
-            )
+            if options.repaint is not None:
+                known, mask = self.known_region(cond, noise, start)
+                x = options.repaint.sample(
+                    method, net, noise, encoded, known, mask, steps, generator,
+                    clip=self.space.bounded, callback=options.callback,
+                )  # fmt: skip
+            else:
+                x = method.sample(
+                    net, noise, encoded, steps, generator, start, clip=self.space.bounded, callback=options.callback
+                )
         self.last_nfe = getattr(method, "last_nfe", 0)  # an adaptive solver's, known only now
         return self.composite(self.space.decode(x), cond)
+
+    def known_region(self, cond: dict | None, like: Tensor, start: Start | None = None) -> tuple[Tensor, Tensor]:
+        """(the known sample in the model's space, its mask (B, 1, h, w), 1 = to generate) of an inpainting's
+        ``cond``, for RePaint: a latent cell is to be generated if any of its pixels is (max-pooling)."""
+        if start is not None:
+            raise ValueError("repaint= inpaints from noise; it does not take start= (a part-way start). Omit one.")
+        if not cond or "mask" not in cond or "image" not in cond:
+            raise ValueError(
+                "repaint= resamples an inpainting: call inpaint(images, masks, ...) or pass cond={'image', 'mask'}."
+            )
+        known = self.space.encode(cond["image"].to(like.device))
+        mask = cond["mask"].to(like)
+        if mask.shape[-2:] != known.shape[-2:]:
+            mask = F.adaptive_max_pool2d(mask, known.shape[-2:])
+        return known.to(like), mask

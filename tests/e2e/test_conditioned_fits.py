@@ -194,6 +194,16 @@ def test_inpaint_command_keeps_every_known_byte(tmp_path, inpaint_ckpt):
     assert not np.array_equal(filled[~known], images[~known])
 
 
+def test_inpaint_command_with_repaint_keeps_every_known_byte(tmp_path, inpaint_ckpt):
+    images = DigitsDataModule().split("test").images[:3].permute(0, 2, 3, 1).numpy()
+    masks = np.zeros((3, 16, 16), np.uint8)
+    masks[:, :8] = 1  # the upper half
+    assert inpaint(inpaint_ckpt, tmp_path, images, masks, "--steps", "3", "--repaint", "1", "2") == 0
+    filled = np.load(tmp_path / "out.npz")["arr_0"]
+    known = masks[..., None] == 0
+    assert np.array_equal(filled[known], images[known])
+
+
 def test_inpaint_command_refuses_masks_of_another_size(tmp_path, capsys, inpaint_ckpt):
     images, masks = np.zeros((2, 16, 16, 1), np.uint8), np.zeros((2, 8, 8), np.uint8)
     assert inpaint(inpaint_ckpt, tmp_path, images, masks) == 2

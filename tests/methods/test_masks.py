@@ -1,15 +1,34 @@
 """Synthetic inpainting masks: shape and values, seeding, never empty or full, the geometry of each
-kind, kind probabilities and argument errors."""
+kind, kind probabilities, the old kinds' draws unchanged, and argument errors."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 import torch
 from torch import Tensor
 
-from lit_genvision.methods.masks import MASK_KINDS, MaskGenerator, border_masks, box_masks, brush_masks
+from lit_genvision.methods.masks import (
+    DEFAULT_MASK_KINDS,
+    HALF_FRAC,
+    LARGE_BOX_FRAC,
+    MASK_KINDS,
+    MaskGenerator,
+    border_masks,
+    box_masks,
+    brush_masks,
+    half_masks,
+    large_box_masks,
+)
 
-DRAW = {"box": box_masks, "brush": brush_masks, "border": border_masks}
+DRAW = {
+    "box": box_masks,
+    "brush": brush_masks,
+    "border": border_masks,
+    "half": half_masks,
+    "large_box": large_box_masks,
+}
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -127,6 +146,88 @@ def test_compositing_with_a_mask_keeps_known_pixels_exactly() -> None:
     assert torch.equal(x_out[known], x_known[known])
 
 
+def _digest(m: Tensor) -> str:
+    return hashlib.sha256(m.to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+
+
+# Computed from the code before the half and large_box kinds existed (commit e74d610): adding kinds must not
+# change a single draw of the old ones, which trained checkpoints and resumed runs depend on.
+OLD_DRAWS = [
+    (lambda: MaskGenerator()(256, 16, 16, _gen(0)), "8488f303025476f7"),
+    (
+        lambda: MaskGenerator(kinds=("box", "brush", "border"), probs=(1, 2, 3))(256, 16, 20, _gen(1)),
+        "8bbdb835e9c25f37",
+    ),
+    (lambda: box_masks(128, 16, 16, _gen(2)), "87a77ac806650318"),
+    (lambda: brush_masks(128, 16, 16, _gen(3)), "14a74d8dcd957f84"),
+    (lambda: border_masks(128, 16, 16, _gen(4)), "6e2e5d051908445f"),
+]
+
+
+@pytest.mark.parametrize(("draw", "digest"), OLD_DRAWS, ids=["mixed", "mixed_probs", "box", "brush", "border"])
+def test_old_kinds_draw_bitwise_the_masks_they_drew_before(draw, digest: str) -> None:
+    assert _digest(draw()) == digest
+
+
+def test_the_default_generator_draws_only_the_old_kinds() -> None:
+    assert MaskGenerator().kinds == DEFAULT_MASK_KINDS == ("box", "brush", "border")
+    assert set(DEFAULT_MASK_KINDS) < set(MASK_KINDS)
+
+
+@pytest.mark.parametrize(("h", "w"), [(16, 16), (16, 24), (2, 2)])
+def test_each_half_mask_is_exactly_one_sides_half_plane(h: int, w: int) -> None:
+    masks = half_masks(400, h, w, _gen(20))[:, 0].bool()
+    ys, xs = torch.arange(h)[:, None].expand(h, w), torch.arange(w)[None, :].expand(h, w)
+    sides = []
+    for m in masks:
+        rows, cols = int(m.any(1).sum()), int(m.any(0).sum())
+        planes = {
+            "top": ys < rows,
+            "bottom": ys >= h - rows,
+            "left": xs < cols,
+            "right": xs >= w - cols,
+        }
+        matches = [side for side, plane in planes.items() if torch.equal(m, plane)]
+        assert matches, "a half mask is a band of whole rows or columns at one side"
+        sides.append(matches[0])
+    assert set(sides) == {"top", "bottom", "left", "right"}
+
+
+def test_half_masks_cut_at_35_to_65_percent_of_the_side_with_several_sizes() -> None:
+    h, w = 16, 20
+    masks = half_masks(400, h, w, _gen(21))[:, 0].bool()
+    rows, cols = masks.any(2).sum(1), masks.any(1).sum(1)
+    horizontal = cols == w  # a top or bottom part: whole rows
+    depth = torch.where(horizontal, rows, cols)
+    side = torch.where(horizontal, h, w)
+    assert (depth >= (HALF_FRAC[0] * side).round()).all() and (depth <= (HALF_FRAC[1] * side).round()).all()
+    assert len(depth[horizontal].unique()) >= 4 and len(depth[~horizontal].unique()) >= 4
+    assert (depth[horizontal] == h // 2).any()  # the exact half is among the cuts
+    assert abs(masks.float().mean().item() - 0.5) < 0.03
+
+
+def test_large_boxes_are_one_rectangle_of_40_to_75_percent_of_each_side() -> None:
+    h, w = 16, 32
+    masks = large_box_masks(300, h, w, _gen(22))[:, 0]
+    for m in masks:
+        assert torch.equal(m, _bounding_box(m))
+    heights, widths = masks.any(2).sum(1), masks.any(1).sum(1)
+    assert heights.min() >= round(LARGE_BOX_FRAC[0] * h) and heights.max() <= round(LARGE_BOX_FRAC[1] * h)
+    assert widths.min() >= round(LARGE_BOX_FRAC[0] * w) and widths.max() <= round(LARGE_BOX_FRAC[1] * w)
+
+
+def test_a_generator_with_the_new_kinds_draws_each_kind_after_the_kinds() -> None:
+    gen = MaskGenerator(kinds=["box", "half", "large_box"], probs=[1, 2, 1])  # type: ignore[arg-type]
+    g = _gen(23)
+    kinds = gen.draw_kinds(64, g)
+    expected = torch.zeros(64, 1, 16, 16)
+    for i, name in enumerate(gen.kinds):
+        idx = (kinds == i).nonzero().squeeze(1)
+        expected[idx] = DRAW[name](len(idx), 16, 16, g)
+    assert torch.equal(gen(64, 16, 16, _gen(23)), expected)
+    assert torch.bincount(kinds, minlength=3).tolist()[1] > 20
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -151,6 +252,8 @@ def test_mask_generator_rejects_bad_args(kwargs: dict, match: str) -> None:
         (lambda: brush_masks(2, 16, 16, width_frac=(0.0, 0.1)), "0 < min <= max <= 1"),
         (lambda: border_masks(2, 1, 16), "height and width must be >= 2"),
         (lambda: border_masks(-1, 16, 16), "num must be >= 0"),
+        (lambda: half_masks(2, 16, 16, min_frac=0.7, max_frac=0.6), "0 < min <= max <= 1"),
+        (lambda: half_masks(2, 16, 1), "height and width must be >= 2"),
     ],
 )
 def test_mask_functions_reject_bad_args(call, match: str) -> None:

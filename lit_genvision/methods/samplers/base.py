@@ -67,17 +67,34 @@ class Sampler:
         x = x_T
         for i, t in enumerate(seq):
             t_prev = seq[i + 1] if i + 1 < len(seq) else -1
-            tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-            ab_t = schedule.alpha_bar(tt, x)
-            ab_prev = schedule.alpha_bar(torch.full_like(tt, t_prev), x) if t_prev >= 0 else torch.ones_like(ab_t)
-            x0, eps = to_x0_eps(prediction, x, net(x, tt, cond), ab_t)
-            if self.clip_denoised and clip:
-                x0 = x0.clamp(-1, 1)
-                eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()  # keep ε̂ consistent with the clipped x̂_0
-            x = self.step(x, x0, eps, ab_t, ab_prev, generator)
+            x = self.reverse_step(net, schedule, x, t, t_prev, cond, prediction, generator, clip=clip)
             if callback is not None:
                 callback(i + 1, len(seq))
         return x
+
+    def reverse_step(
+        self,
+        net: Net,
+        schedule: NoiseSchedule,
+        x: Tensor,
+        t: int,
+        t_prev: int,
+        cond: dict | None,
+        prediction: Prediction,
+        generator: torch.Generator | None,
+        *,
+        clip: bool = True,
+    ) -> Tensor:
+        """One step of the loop: x_t at timestep ``t`` → x_{t'} at ``t_prev`` (x_0 when it is −1), through the
+        network's (x̂_0, ε̂) and this sampler's ``step``."""
+        tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        ab_t = schedule.alpha_bar(tt, x)
+        ab_prev = schedule.alpha_bar(torch.full_like(tt, t_prev), x) if t_prev >= 0 else torch.ones_like(ab_t)
+        x0, eps = to_x0_eps(prediction, x, net(x, tt, cond), ab_t)
+        if self.clip_denoised and clip:
+            x0 = x0.clamp(-1, 1)
+            eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()  # keep ε̂ consistent with the clipped x̂_0
+        return self.step(x, x0, eps, ab_t, ab_prev, generator)
 
     def timesteps(self, schedule: NoiseSchedule, steps: int | None = None) -> list[int]:
         """The descending timesteps this sampler walks with ``steps`` steps (None: its own, or every one)."""
