@@ -81,6 +81,8 @@ def main() -> None:
     if args.combined:
         variants["combined"] = ("configs/diffusion/digits_dit.yaml", [*MATCHED, *args.combined])
         out["combined_overrides"] = args.combined
+    if not ResultsStore(STORE).records(model="baseline:real"):
+        cli(["evaluate", "--baseline", "real", "--store", str(STORE), "--num", str(args.num)])
     names = args.only or list(variants)
     if "unet" not in names:
         names = ["unet", *names]  # the budget
