@@ -18,6 +18,16 @@ os.environ.setdefault("LIT_GENVISION_CACHE", str(ROOT / ".pytest_cache" / "lit_g
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Move every parameter of ``module`` off its init (zero gates, zero decoders, unit norms) to N(0, 0.3²),
+    seeded, so no branch is trivially silent; returns it in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return module.eval()
+
+
 def tiny_diffusion_args(
     run_root: Path, name: str = "tiny", max_steps: int = 8, config: Path = DIGITS_DDPM, **extra: str
 ) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests_helpers import randomise
 
 from lit_genvision.nn.dit import DIT_SIZES, DiT
 from lit_genvision.nn.patches import patchify, unpatchify
@@ -15,15 +16,6 @@ B, C, S, K, M, CTX = 3, 2, 8, 5, 4, 12
 def tiny(**kw) -> DiT:
     torch.manual_seed(0)
     return DiT(**{"in_channels": C, "image_size": S, "patch_size": 2, "hidden": 32, "depth": 2, "heads": 2, **kw})
-
-
-def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Move every parameter off its init (zero gates, zero decoder) so no branch is trivially silent."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return module.eval()
 
 
 def inputs(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests_helpers import randomise
 
 from lit_genvision.methods import CosineSchedule
 from lit_genvision.methods.diffusion import diffusion_loss, min_snr_weight
@@ -18,14 +19,6 @@ B, C, S = 2, 1, 8
 def tiny(**kw) -> DiT:
     torch.manual_seed(0)
     return DiT(**{"in_channels": C, "image_size": S, "patch_size": 2, "hidden": 32, "depth": 5, "heads": 2, **kw})
-
-
-def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return module.eval()
 
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from kernel_helpers import kernel_device
+from tests_helpers import randomise
 
 from lit_genvision.nn import ops
 from lit_genvision.nn.patches import RotaryEmbedding
 from lit_genvision.nn.transformer import KVCache, Transformer, TransformerBlock
 
 B, N, D, H, M, CTX, COND = 2, 6, 16, 2, 5, 12, 8
-
-
-def _randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Move every parameter off its init (zero gates, unit norms) so no branch is trivially silent."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return module.eval()
 
 
 def _inputs(seed: int = 1) -> dict[str, torch.Tensor]:
@@ -47,7 +39,7 @@ def test_adaln_zero_block_is_the_identity_at_init():
 
 
 def test_causal_output_at_i_ignores_later_tokens():
-    block = _randomise(_block(causal=True, context_dim=CTX, cond_dim=COND))
+    block = randomise(_block(causal=True, context_dim=CTX, cond_dim=COND))
     t = _inputs()
     out = block(t["x"], context=t["context"], cond=t["cond"])
     for i in range(N - 1):
@@ -59,7 +51,7 @@ def test_causal_output_at_i_ignores_later_tokens():
 
 
 def test_padded_tokens_do_not_change_the_others():
-    block = _randomise(_block(qk_norm=True))
+    block = randomise(_block(qk_norm=True))
     t = _inputs()
     mask = torch.ones(B, N, dtype=torch.bool)
     mask[0, 4:] = False  # sample 0: the last two tokens are padding
@@ -73,7 +65,7 @@ def test_padded_tokens_do_not_change_the_others():
 
 
 def test_padded_context_tokens_do_not_change_the_output():
-    block = _randomise(_block(context_dim=CTX))
+    block = randomise(_block(context_dim=CTX))
     t = _inputs()
     ctx_mask = torch.ones(B, M, dtype=torch.bool)
     ctx_mask[0, 3:] = False
@@ -86,7 +78,7 @@ def test_padded_context_tokens_do_not_change_the_output():
 
 @pytest.mark.parametrize("use_rope", [False, True], ids=["no-rope", "rope"])
 def test_block_kv_cache_decoding_equals_the_causal_pass(use_rope):
-    block = _randomise(_block(causal=True, context_dim=CTX, cond_dim=COND, qk_norm=True))
+    block = randomise(_block(causal=True, context_dim=CTX, cond_dim=COND, qk_norm=True))
     rotary = RotaryEmbedding(D // H)
     t = _inputs()
     kw = {"context": t["context"], "cond": t["cond"]}
@@ -111,7 +103,7 @@ def test_block_kv_cache_decoding_equals_the_causal_pass(use_rope):
 @pytest.mark.parametrize("use_rope", [False, True], ids=["no-rope", "rope"])
 def test_transformer_kv_cache_decoding_equals_the_causal_pass(use_rope):
     torch.manual_seed(0)
-    net = _randomise(Transformer(3, D, H, context_dim=CTX, causal=True, rope=use_rope, kernels="torch"))
+    net = randomise(Transformer(3, D, H, context_dim=CTX, causal=True, rope=use_rope, kernels="torch"))
     t = _inputs()
     mask = torch.ones(B, N, dtype=torch.bool)
     mask[1, 2] = False  # a padded token in the middle stays padded in the cache
@@ -188,7 +180,7 @@ def test_triton_kernel_path_matches_the_reference(monkeypatch):
     results = {}
     for kernels in ("torch", "triton"):
         torch.manual_seed(0)
-        block = _randomise(TransformerBlock(D, H, context_dim=CTX, causal=True, kernels=kernels)).to(device)
+        block = randomise(TransformerBlock(D, H, context_dim=CTX, causal=True, kernels=kernels)).to(device)
         t = {k: v.to(device) for k, v in _inputs().items()}
         mask = torch.ones(B, N, dtype=torch.bool, device=device)
         mask[0, -1] = False
