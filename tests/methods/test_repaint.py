@@ -13,8 +13,6 @@ from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models import DiffusionModel, FlowMatchingModel, ODESampler
 from lit_genvision.nn import ConditionedNet, UNet
 
-torch.set_num_threads(1)
-
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
