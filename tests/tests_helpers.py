@@ -18,6 +18,23 @@ os.environ.setdefault("LIT_GENVISION_CACHE", str(ROOT / ".pytest_cache" / "lit_g
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def spy_scored_batches(monkeypatch) -> list:
+    """A list that collects the images of every batch ``evaluate``'s samples source draws (through
+    ``experiments.sources.evaluation_batches``), for comparing them with what ``sample`` writes."""
+    from lit_genvision.experiments import sources
+
+    scored: list = []
+    original = sources.evaluation_batches
+
+    def spy(*args, **kwargs):
+        for batch in original(*args, **kwargs):
+            scored.append(batch.images)
+            yield batch
+
+    monkeypatch.setattr(sources, "evaluation_batches", spy)
+    return scored
+
+
 def randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Move every parameter of ``module`` off its init (zero gates, zero decoders, unit norms) to N(0, 0.3²),
     seeded, so no branch is trivially silent; returns it in eval mode."""

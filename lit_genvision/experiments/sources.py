@@ -140,6 +140,21 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+def checkpoint_record(options: EvaluateOptions, model: Any, ckpt: Path, datamodule: Any, side: int) -> dict[str, Any]:
+    """The fields of a result record that name the checkpoint, its model and where it was scored (samples and
+    reconstructions alike)."""
+    return {
+        "split": options.split,
+        "model": run_name(options, ckpt),
+        "family": model.family,
+        "dataset": datamodule.name,
+        "checkpoint": options.ckpt_source or str(ckpt),
+        "checkpoint_hash": file_hash(ckpt),
+        "image_size": side,
+        "device": device_name(model.device),
+    }
+
+
 def evaluation_batches(
     model,
     options: EvaluateOptions,
@@ -204,18 +219,10 @@ class Samples:
             None if getattr(model, "ema_loaded", False) else "raw weights",
             self._prompt_note(),
         )
-        return {
+        return checkpoint_record(options, model, self.ckpt, self.datamodule, self.side) | {
             "num_samples": options.num_samples,
-            "split": options.split,
-            "model": run_name(options, self.ckpt),
-            "family": model.family,
-            "dataset": self.datamodule.name,
-            "checkpoint": options.ckpt_source or str(self.ckpt),
-            "checkpoint_hash": file_hash(self.ckpt),
             "sampler": model.sampling_protocol(options.steps, self.sampling)[0],
             "steps": nfe,
-            "image_size": self.side,
-            "device": device_name(model.device),
             "notes": "; ".join(note for note in notes if note) or None,
         }
 
@@ -273,18 +280,10 @@ class Reconstructions:
 
     def describe(self, nfe: int) -> dict[str, Any]:
         options, model = self.options, self.model
-        return {
+        return checkpoint_record(options, model, self.ckpt, self.datamodule, self.side) | {
             "num_samples": len(self.images),
-            "split": options.split,
-            "model": run_name(options, self.ckpt),
-            "family": model.family,
-            "dataset": self.datamodule.name,
-            "checkpoint": options.ckpt_source or str(self.ckpt),
-            "checkpoint_hash": file_hash(self.ckpt),
             "sampler": "reconstruct",
             "steps": 0,
-            "image_size": self.side,
-            "device": device_name(model.device),
             "notes": None if getattr(model, "ema_loaded", False) else "raw weights",
             "bits_per_image": self.model.bits_per_image() if self.tokens else None,
         }

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests_helpers import spy_scored_batches
 
 from lit_genvision.cli import TOOLS, TRAINER_VERBS, main, tool_parser, usage
 from lit_genvision.data.base import to_uint8
-from lit_genvision.experiments import sources
 from lit_genvision.experiments.arguments import BATCH_SIZE, FLAGS, flag_of
 from lit_genvision.experiments.evaluate import EvaluateOptions
 from lit_genvision.experiments.store import ResultsStore
@@ -60,15 +60,7 @@ def test_sample_writes_exactly_the_images_evaluate_scores_with_the_default_batch
     """No --batch-size given: N spans two batches of the default size, so a different default in either command
     would draw the second batch (and the first's size) from other generators."""
     num = str(BATCH_SIZE + 10)
-    scored = []
-    original = sources.evaluation_batches
-
-    def spy(*args, **kwargs):
-        for batch in original(*args, **kwargs):
-            scored.append(batch.images)
-            yield batch
-
-    monkeypatch.setattr(sources, "evaluation_batches", spy)
+    scored = spy_scored_batches(monkeypatch)  # what the samples source draws
     common = ["--ckpt", str(tiny_checkpoint), "--steps", "2", "--seed", "11", "--num", num]
     store = tmp_path / "r.sqlite"
     assert main(["evaluate", *common, "--metrics", "digits_fd", "--store", str(store)]) == 0

@@ -9,11 +9,11 @@ import argparse
 import numpy as np
 import pytest
 import torch
-from tests_helpers import ROOT, tiny_diffusion_args
+from tests_helpers import ROOT, spy_scored_batches, tiny_diffusion_args
 
 from lit_genvision.cli import main
 from lit_genvision.data.base import to_uint8
-from lit_genvision.experiments import evaluate, sources
+from lit_genvision.experiments import evaluate
 from lit_genvision.experiments.checkpoints import load_model
 from lit_genvision.experiments.sample import batch_generator, parse_labels
 
@@ -57,15 +57,7 @@ def test_sample_writes_the_images_evaluate_generates(tiny_checkpoint, tmp_path, 
 
 
 def test_evaluate_command_scores_the_images_sample_writes(tiny_checkpoint, tmp_path, monkeypatch):
-    scored = []
-    original = sources.evaluation_batches
-
-    def spy(*args, **kwargs):
-        for batch in original(*args, **kwargs):
-            scored.append(batch.images)
-            yield batch
-
-    monkeypatch.setattr(sources, "evaluation_batches", spy)  # what the samples source draws
+    scored = spy_scored_batches(monkeypatch)  # what the samples source draws
     common = ["--ckpt", str(tiny_checkpoint), "--steps", "2", "--seed", "3", "--batch-size", "32"]
     store = tmp_path / "r.sqlite"
     assert main(["evaluate", *common, "--num-samples", "70", "--metrics", "digits_fd", "--store", str(store)]) == 0
