@@ -51,6 +51,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "v-pred": ("configs/diffusion/digits_dit.yaml", [*MATCHED, METHOD + "prediction", "v"]),
     "lr-2e-3": ("configs/diffusion/digits_dit.yaml", [*MATCHED, "--model.init_args.optimizer.init_args.lr", "2e-3"]),
     "patch-1": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "patch_size", "1"]),
+    "conv-mlp": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "conv_mlp", "true"]),
+    "conv-stem": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "conv_stem", "true"]),
+    "gelu-exact": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "mlp", "gelu_exact"]),
 }
 
 
@@ -72,15 +75,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, default=Path("runs/dit_recipe"))
     p.add_argument("--only", nargs="*", default=None, help="variants to run (default: all, the U-Net first)")
-    p.add_argument("--combined", nargs="*", default=[], help="overrides of the combined variant")
+    p.add_argument("--combined", nargs="*", default=[], help="overrides of a combined variant")
+    p.add_argument("--combined-name", default="combined", help="the combined variant's name (several may be run)")
     p.add_argument("--num", type=int, default=500)
     args = p.parse_args()
     path = RESULTS / "dit_recipe.json"
     out = json.loads(path.read_text()) if path.is_file() else {}
     variants = dict(VARIANTS)
     if args.combined:
-        variants["combined"] = ("configs/diffusion/digits_dit.yaml", [*MATCHED, *args.combined])
-        out["combined_overrides"] = args.combined
+        variants[args.combined_name] = ("configs/diffusion/digits_dit.yaml", [*MATCHED, *args.combined])
     if not ResultsStore(STORE).records(model="baseline:real"):
         cli(["evaluate", "--baseline", "real", "--store", str(STORE), "--num", str(args.num)])
     names = args.only or list(variants)

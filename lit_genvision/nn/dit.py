@@ -18,6 +18,10 @@ measured them on the digits, ``benchmarks/README.md``, "Transformer backbone on 
     qk_norm      a norm on each head's q and k (SD3, LightningDiT)
     norm, mlp    ``rms`` RMSNorm; ``swiglu`` gated MLP at equal parameters (LightningDiT, arXiv 2501.01423)
     final_conv   a 3×3 convolution on the unpatchified output (U-ViT), mixing across patch borders
+    conv_mlp     local mixing in every MLP: a depthwise 3×3 convolution of its hidden tokens on the token
+                 grid, u ← u + DWConv(u) (SegFormer's Mix-FFN), zero-initialised
+    conv_stem    a convolutional stem (Xiao et al. 2021, "Early convolutions help transformers see better")
+                 in place of the linear patch embedding: Conv3×3(C → D/2), SiLU, Conv_p×p stride p (D/2 → D)
 
 adaLN-Zero: each block's (β, γ, g) = W·SiLU(c) with W = 0 at initialisation, so every block is the
 identity; the output projection W_o and the final (β, γ) are zero too (DiT's ``initialize_weights``),
@@ -64,6 +68,20 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(z), shift, scale))  # (B, N, out_features)
 
 
+class ConvStem(nn.Module):
+    """A convolutional stem for the patch embedding (Xiao et al. 2021): x (B, C, S, S) → tokens (B, N, D),
+    Conv3×3(C → D/2), SiLU, Conv_p×p stride p (D/2 → D), tokens row-major as `patchify`'s."""
+
+    def __init__(self, in_channels: int, hidden: int, patch_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, hidden // 2, 3, padding=1)
+        self.patch = nn.Conv2d(hidden // 2, hidden, patch_size, stride=patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, C, S, S) → (B, (S/p)², D)."""
+        return self.patch(nn.functional.silu(self.conv(x))).flatten(2).transpose(1, 2)  # (B, N, D)
+
+
 class DiT(nn.Module):
     """Diffusion transformer ε/v/x₀ network: x (B, C, S, S), t (B,) → (B, C_out, S, S).
 
@@ -90,8 +108,10 @@ class DiT(nn.Module):
             RoPE in the attention; the head width is split between rows and columns).
         qk_norm: normalise each head's queries and keys.
         norm: ``layer`` or ``rms`` for the blocks' and the decoder's norms.
-        mlp: ``gelu`` or ``swiglu``.
+        mlp: ``gelu`` (tanh form, the paper's), ``gelu_exact`` or ``swiglu``.
         final_conv: a zero-bias 3×3 convolution C_out → C_out on the unpatchified output.
+        conv_mlp: local mixing in the blocks' MLPs (see the module docstring).
+        conv_stem: a convolutional stem in place of the linear patch embedding.
     """
 
     pos: Tensor
@@ -119,6 +139,8 @@ class DiT(nn.Module):
         norm: str = "layer",
         mlp: str = "gelu",
         final_conv: bool = False,
+        conv_mlp: bool = False,
+        conv_stem: bool = False,
     ) -> None:
         super().__init__()
         if image_size % patch_size:
@@ -130,7 +152,12 @@ class DiT(nn.Module):
         self.num_classes, self.context_dim, self.cond_dim = num_classes, context_dim, cond_dim
         grid = image_size // patch_size
 
-        self.patch_embed = nn.Linear(patch_size * patch_size * in_channels, hidden)  # = DiT's p×p stride-p conv
+        self.grid = (grid, grid)
+        self.patch_embed: nn.Module = (
+            ConvStem(in_channels, hidden, patch_size)
+            if conv_stem
+            else nn.Linear(patch_size * patch_size * in_channels, hidden)  # = DiT's p×p stride-p conv
+        )
         pos = sincos_2d(grid, grid, hidden)[None] if pos_embed == "sincos" else torch.zeros(1, 1, hidden)
         self.register_buffer("pos", pos, persistent=False)  # (1, N, D) fixed, or 0 under RoPE
         if pos_embed == "rope":  # the tables of the fixed token grid, built once
@@ -144,7 +171,10 @@ class DiT(nn.Module):
         if cond_dim:
             self.vector_embed = VectorEmbedding(cond_dim, hidden)
             rename_on_load(self, VECTOR_EMBEDDING_RENAMES)
-        block = dict(context_dim=context_dim, cond_dim=hidden, kernels=kernels, qk_norm=qk_norm, norm=norm, mlp=mlp)
+        block = dict(
+            context_dim=context_dim, cond_dim=hidden, kernels=kernels, qk_norm=qk_norm, norm=norm, mlp=mlp,
+            local_mixing=2 if conv_mlp else 0,
+        )  # fmt: skip
         self.blocks = nn.ModuleList(TransformerBlock(hidden, heads, mlp_ratio, dropout, **block) for _ in range(depth))
         pairs = (depth - 1) // 2 if long_skips else 0
         self.skips = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(pairs)) if pairs else None
@@ -204,7 +234,10 @@ class DiT(nn.Module):
         c = self.condition(t, cond, x.shape[0])  # (B, D)
         context = (cond or {}).get("context") if self.context_dim else None  # (B, M, context_dim)
         mask = (cond or {}).get("context_mask") if context is not None else None  # (B, M) True = keep
-        z = self.patch_embed(patchify(x, self.patch_size))  # (B, N, D)
+        if isinstance(self.patch_embed, ConvStem):
+            z = self.patch_embed(x)  # (B, N, D)
+        else:
+            z = self.patch_embed(patchify(x, self.patch_size))  # (B, N, D)
         rope = None
         if self.pos_embed == "rope":
             rope = (self.rope_cos, self.rope_sin)  # (N, d) each
@@ -215,11 +248,11 @@ class DiT(nn.Module):
         for i, block in enumerate(self.blocks):
             if i >= depth - pairs:  # an output block: z ← W_s·[z, z_{depth−1−i}]
                 z = self.skips[i - (depth - pairs)](torch.cat([z, saved.pop()], dim=-1))  # (B, N, D)
-            z = block(z, context=context, context_mask=mask, cond=c, rope=rope)  # (B, N, D)
+            z = block(z, context=context, context_mask=mask, cond=c, rope=rope, grid=self.grid)  # (B, N, D)
             if i < pairs:
                 saved.append(z)
         out = unpatchify(self.final(z, c), self.patch_size, self.out_channels)  # (B, C_out, S, S)
         return out if self.final_conv is None else self.final_conv(out)
 
 
-__all__ = ["DIT_SIZES", "POS_EMBEDS", "DiT", "FinalLayer"]
+__all__ = ["DIT_SIZES", "POS_EMBEDS", "ConvStem", "DiT", "FinalLayer"]

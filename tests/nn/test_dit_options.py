@@ -11,7 +11,7 @@ from lit_genvision.methods import CosineSchedule
 from lit_genvision.methods.diffusion import diffusion_loss, min_snr_weight
 from lit_genvision.nn.dit import DiT
 from lit_genvision.nn.patches import AxialRotaryEmbedding, apply_rotary, grid_positions
-from lit_genvision.nn.transformer import SwiGLU, TransformerBlock
+from lit_genvision.nn.transformer import LocalMixing, SwiGLU, TransformerBlock
 
 B, C, S = 2, 1, 8
 
@@ -50,7 +50,10 @@ def test_even_depth_keeps_a_middle_pair_without_skips():
 
 def test_every_option_keeps_the_untrained_output_at_exactly_zero():
     x, t = inputs()
-    options = dict(long_skips=True, pos_embed="rope", qk_norm=True, norm="rms", mlp="swiglu", final_conv=True)
+    options = dict(
+        long_skips=True, pos_embed="rope", qk_norm=True, norm="rms", mlp="swiglu", final_conv=True, conv_mlp=True,
+        conv_stem=True,
+    )  # fmt: skip
     for name, value in options.items():
         assert torch.equal(tiny(**{name: value})(x * 5, t), torch.zeros_like(x)), name
 
@@ -115,7 +118,7 @@ def test_final_conv_is_a_3x3_convolution_of_the_unpatchified_output():
 def test_unknown_options_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="sincos, rope"):
         tiny(pos_embed="learned")
-    with pytest.raises(ValueError, match="gelu, swiglu"):
+    with pytest.raises(ValueError, match="gelu, gelu_exact, swiglu"):
         tiny(mlp="relu")
     with pytest.raises(ValueError, match="layer, rms"):
         tiny(norm="batch")
@@ -123,7 +126,8 @@ def test_unknown_options_are_refused_with_the_choices():
 
 def test_with_options_off_the_state_dict_keys_are_the_earlier_dits():
     keys = set(tiny().state_dict())
-    assert not any(k.startswith(("skips.", "final_conv.")) or "fc1" in k for k in keys)
+    assert not any(k.startswith(("skips.", "final_conv.")) or "fc1" in k or ".mix." in k for k in keys)
+    assert "patch_embed.weight" in keys
     assert {"blocks.0.mlp.0.weight", "blocks.0.norm2.weight"} & keys == {"blocks.0.mlp.0.weight"}
 
 
@@ -152,3 +156,53 @@ def test_min_snr_loss_equals_the_weighted_per_sample_mse():
     assert torch.allclose(loss, expected.to(loss.dtype), atol=1e-6)
     plain = diffusion_loss(net, schedule, x0, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(plain, noise.square().mean())
+
+
+def test_local_mixing_reaches_the_3x3_neighbourhood_on_the_token_grid_only():
+    mix, u = LocalMixing(4), torch.randn(1, 12, 4)  # a 3 × 4 grid, row-major
+    assert torch.equal(mix(u, grid=(3, 4)), u)  # zero-initialised: the identity
+    randomise(mix)
+    bumped = u.clone()
+    bumped[0, 5] += 1.0  # token (1, 1)
+    with torch.no_grad():
+        changed = (mix(bumped, grid=(3, 4)) - mix(u, grid=(3, 4))).abs().sum(-1)[0] > 0
+    rows, cols = torch.div(torch.arange(12), 4, rounding_mode="floor"), torch.arange(12) % 4
+    assert torch.equal(changed, ((rows - 1).abs() <= 1) & ((cols - 1).abs() <= 1))
+    with pytest.raises(ValueError, match="token grid"):
+        mix(u, grid=(4, 4))
+
+
+def test_a_block_with_local_mixing_starts_as_the_plain_block_and_needs_the_grid():
+    torch.manual_seed(0)
+    mixing = TransformerBlock(32, 2, cond_dim=8, local_mixing=2)
+    plain = TransformerBlock(32, 2, cond_dim=8)
+    missing, unexpected = plain.load_state_dict(mixing.state_dict(), strict=False)
+    assert not missing and unexpected == ["mix.conv.weight", "mix.conv.bias"]
+    for block in (mixing, plain):
+        torch.nn.init.normal_(block.adaLN[1].weight, generator=torch.Generator().manual_seed(2))
+    x, c = torch.randn(2, 16, 32), torch.randn(2, 8)
+    with torch.no_grad():
+        assert torch.allclose(mixing(x, cond=c, grid=(4, 4)), plain(x, cond=c), atol=1e-6)
+        mixing.mix.conv.weight.fill_(0.1)  # trained: the MLP now sees its neighbours
+        assert not torch.allclose(mixing(x, cond=c, grid=(4, 4)), plain(x, cond=c), atol=1e-4)
+    with pytest.raises(ValueError, match="grid"):
+        mixing(x, cond=c)
+
+
+def test_conv_stem_tokens_see_their_patch_and_its_one_pixel_ring_in_patchify_order():
+    net = randomise(tiny(conv_stem=True))
+    x = torch.randn(1, C, S, S)
+    bumped = x.clone()
+    bumped[0, 0, 2, 5] += 1.0  # the top-right pixel of patch (1, 2) of the 4 × 4 grid: its ring touches (0, ·), (·, 3)
+    with torch.no_grad():
+        changed = (net.patch_embed(bumped) - net.patch_embed(x)).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [0 * 4 + 2, 0 * 4 + 3, 1 * 4 + 2, 1 * 4 + 3]
+
+
+def test_exact_gelu_keeps_the_parameters_and_nearly_the_function():
+    tanh, exact = randomise(tiny()), tiny(mlp="gelu_exact")
+    exact.load_state_dict(tanh.state_dict())
+    x, t = inputs()
+    with torch.no_grad():
+        a, b = tanh(x, t), exact(x, t)
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.05 * a.abs().max().item())
