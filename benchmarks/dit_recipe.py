@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -75,7 +76,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, default=Path("runs/dit_recipe"))
     p.add_argument("--only", nargs="*", default=None, help="variants to run (default: all, the U-Net first)")
-    p.add_argument("--combined", nargs="*", default=[], help="overrides of a combined variant")
+    p.add_argument("--combined", default="", help="overrides of a combined variant, one quoted string")
     p.add_argument("--combined-name", default="combined", help="the combined variant's name (several may be run)")
     p.add_argument("--num", type=int, default=500)
     args = p.parse_args()
@@ -83,7 +84,7 @@ def main() -> None:
     out = json.loads(path.read_text()) if path.is_file() else {}
     variants = dict(VARIANTS)
     if args.combined:
-        variants[args.combined_name] = ("configs/diffusion/digits_dit.yaml", [*MATCHED, *args.combined])
+        variants[args.combined_name] = ("configs/diffusion/digits_dit.yaml", [*MATCHED, *shlex.split(args.combined)])
     if not ResultsStore(STORE).records(model="baseline:real"):
         cli(["evaluate", "--baseline", "real", "--store", str(STORE), "--num", str(args.num)])
     names = args.only or list(variants)
