@@ -1,17 +1,22 @@
 """What closes the DiT's gap to the U-Net on the digits (issue 29): one lever at a time, then combined.
 
-    python benchmarks/dit_recipe.py [--run-dir runs/dit_recipe] [--only unet base skips ...] [--num 500]
+    python benchmarks/dit_recipe.py [--family label|text] [--run-dir runs/dit_recipe] [--only unet base skips ...]
+        [--combined "net.long_skips true net.conv_mlp true" --combined-name NAME] [--num 500]
 
-The reference is the label-conditional U-Net (``configs/diffusion/digits_conditional.yaml``, 0.64M
-parameters, 1,000 steps); its fit time W is the wall-clock budget of every DiT variant, each trained
-with ``--trainer.max_time W`` (so a faster step buys more steps). Every DiT starts from
-``configs/diffusion/digits_dit.yaml`` at the U-Net's parameter count (width 64, 8 blocks, 4 heads:
-0.63M) and changes one thing; ``combined`` takes the levers that helped. Each model is scored by
-``lit-genvision evaluate`` (N samples, DDIM 50, guidance s = 2): digits-FD (and × the floor of this
-store), recognised share, label agreement; plus parameters, steps reached, fit seconds and the
-seconds to sample 100 images. Variants already trained or scored are skipped, so the script resumes.
+The reference of the ``label`` family is the label-conditional U-Net (``configs/diffusion/digits_conditional.yaml``,
+0.64M parameters, 1,000 steps); of the ``text`` family the text-conditional U-Net (``digits_text.yaml``, 0.75M,
+the frozen digits CLIP fitted first into the run directory). The U-Net's fit time W is the wall-clock budget of
+every DiT variant, each trained with ``--trainer.max_time W`` (so a faster step buys more steps). ``base`` is
+the paper's DiT at the U-Net's parameter count (label: width 64, 8 blocks, 4 heads, 0.63M; text: width 64, 7
+blocks, 0.76M) with every option off, whatever the shipped config's defaults are; each lever changes one thing
+on it; ``--combined`` names several (``net.X`` is the DiT's option X, ``method.X`` the diffusion method's,
+``optimizer.X`` AdamW's); ``recipe`` is the shipped DiT config as it is. Each model is scored by
+``lit-genvision evaluate`` (N samples, DDIM 50, guidance s = 2, class prompts in the test split's wording for
+text): digits-FD (and × the floor of this store), recognised share, label agreement (text: the digit named);
+plus parameters, steps reached, fit seconds and the seconds to sample 100 images. Variants already trained or
+scored are skipped, so the script resumes.
 
-Writes benchmarks/results/dit_recipe.{json,sqlite}.
+Writes benchmarks/results/dit_recipe.{json,sqlite} (label) or dit_recipe_text.{json,sqlite} (text).
 """
 
 from __future__ import annotations
@@ -32,30 +37,57 @@ from lit_genvision.cli import main as cli  # noqa: E402
 from lit_genvision.experiments.checkpoints import load_model  # noqa: E402
 from lit_genvision.experiments.store import ResultsStore  # noqa: E402
 
-STORE = RESULTS / "dit_recipe.sqlite"
-NET = "--model.init_args.net.init_args."
-METHOD = "--model.init_args.method.init_args."
-MATCHED = [NET + "hidden", "64", NET + "depth", "8", NET + "heads", "4"]  # 0.63M, the U-Net's 0.64M
-
-#: name → (config, overrides); the DiT variants run for the U-Net's wall time.
-VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "unet": ("configs/diffusion/digits_conditional.yaml", []),
-    "base": ("configs/diffusion/digits_dit.yaml", MATCHED),
-    "skips": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "long_skips", "true"]),
-    "final-conv": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "final_conv", "true"]),
-    "rope": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "pos_embed", "rope"]),
-    "lightning": (
+#: family → (U-Net config, DiT config, the DiT's init_args path, the DiT's size at the U-Net's parameters)
+FAMILIES: dict[str, tuple[str, str, str, list[str]]] = {
+    "label": (
+        "configs/diffusion/digits_conditional.yaml",
         "configs/diffusion/digits_dit.yaml",
-        [*MATCHED, NET + "qk_norm", "true", NET + "norm", "rms", NET + "mlp", "swiglu"],
+        "net.init_args.",
+        ["net.hidden", "64", "net.depth", "8", "net.heads", "4"],
     ),
-    "min-snr": ("configs/diffusion/digits_dit.yaml", [*MATCHED, METHOD + "min_snr_gamma", "5.0"]),
-    "v-pred": ("configs/diffusion/digits_dit.yaml", [*MATCHED, METHOD + "prediction", "v"]),
-    "lr-2e-3": ("configs/diffusion/digits_dit.yaml", [*MATCHED, "--model.init_args.optimizer.init_args.lr", "2e-3"]),
-    "patch-1": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "patch_size", "1"]),
-    "conv-mlp": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "conv_mlp", "true"]),
-    "conv-stem": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "conv_stem", "true"]),
-    "gelu-exact": ("configs/diffusion/digits_dit.yaml", [*MATCHED, NET + "mlp", "gelu_exact"]),
+    "text": (
+        "configs/diffusion/digits_text.yaml",
+        "configs/diffusion/digits_text_dit.yaml",
+        "net.init_args.backbone.init_args.",
+        ["net.hidden", "64", "net.depth", "7", "net.heads", "4"],
+    ),
 }
+#: The paper's DiT: every small-budget option off.
+OFF = [
+    *("net.long_skips false net.pos_embed sincos net.qk_norm false net.norm layer net.mlp gelu".split()),
+    *("net.final_conv false net.conv_mlp false net.conv_stem false net.cond_init dit".split()),
+]
+#: lever → overrides on ``base`` (``net.`` / ``method.`` / ``optimizer.`` paths, then values).
+LEVERS: dict[str, list[str]] = {
+    "base": [],
+    "skips": ["net.long_skips", "true"],
+    "final-conv": ["net.final_conv", "true"],
+    "rope": ["net.pos_embed", "rope"],
+    "lightning": ["net.qk_norm", "true", "net.norm", "rms", "net.mlp", "swiglu"],
+    "min-snr": ["method.min_snr_gamma", "5.0"],
+    "v-pred": ["method.prediction", "v"],
+    "lr-2e-3": ["optimizer.lr", "2e-3"],
+    "patch-1": ["net.patch_size", "1"],
+    "conv-mlp": ["net.conv_mlp", "true"],
+    "conv-stem": ["net.conv_stem", "true"],
+    "gelu-exact": ["net.mlp", "gelu_exact"],
+    "cond-init": ["net.cond_init", "unit"],
+}
+TEXT_KEY = "--model.init_args.net.init_args.text_encoder.init_args.checkpoint"
+
+
+def expand(overrides: list[str], net: str) -> list[str]:
+    """``net.X v`` → ``--model.init_args.<net>X v``; ``method.X`` / ``optimizer.X`` → their init_args."""
+    prefixes = {"net.": net, "method.": "method.init_args.", "optimizer.": "optimizer.init_args."}
+    out = []
+    for i, item in enumerate(overrides):
+        if i % 2 == 0:
+            head = next((p for p in prefixes if item.startswith(p)), None)
+            if head is None:
+                raise ValueError(f"an override path starts with net., method. or optimizer., got {item!r}.")
+            item = "--model.init_args." + prefixes[head] + item.removeprefix(head)
+        out.append(item)
+    return out
 
 
 def fit_seconds(name: str, config: str, run_dir: Path, overrides: list[str], out: dict) -> Path:
@@ -68,25 +100,36 @@ def fit_seconds(name: str, config: str, run_dir: Path, overrides: list[str], out
     return ckpt
 
 
-def scored(name: str) -> dict[str, float]:
-    return {r["metric"]: r["value"] for r in ResultsStore(STORE).records(model=name)}
+def scored(store: Path, name: str) -> dict[str, float]:
+    return {r["metric"]: r["value"] for r in ResultsStore(store).records(model=name)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", choices=sorted(FAMILIES), default="label")
     p.add_argument("--run-dir", type=Path, default=Path("runs/dit_recipe"))
     p.add_argument("--only", nargs="*", default=None, help="variants to run (default: all, the U-Net first)")
     p.add_argument("--combined", default="", help="overrides of a combined variant, one quoted string")
     p.add_argument("--combined-name", default="combined", help="the combined variant's name (several may be run)")
     p.add_argument("--num", type=int, default=500)
     args = p.parse_args()
-    path = RESULTS / "dit_recipe.json"
+    label = args.family == "label"
+    stem = "dit_recipe" if label else "dit_recipe_text"
+    store = RESULTS / f"{stem}.sqlite"
+    path = RESULTS / f"{stem}.json"
     out = json.loads(path.read_text()) if path.is_file() else {}
-    variants = dict(VARIANTS)
+    unet_config, dit_config, net, matched = FAMILIES[args.family]
+    extra: list[str] = []
+    if not label:  # the frozen text tower both read
+        clip = train_config("clip", "configs/clip/digits.yaml", args.run_dir)
+        extra = [TEXT_KEY, str(clip)]
+    levers = dict(LEVERS)
     if args.combined:
-        variants[args.combined_name] = ("configs/diffusion/digits_dit.yaml", [*MATCHED, *shlex.split(args.combined)])
-    if not ResultsStore(STORE).records(model="baseline:real"):
-        cli(["evaluate", "--baseline", "real", "--store", str(STORE), "--num", str(args.num)])
+        levers[args.combined_name] = shlex.split(args.combined)
+    variants = {"unet": (unet_config, extra), "recipe": (dit_config, extra)}
+    variants |= {k: (dit_config, [*expand([*matched, *OFF, *v], net), *extra]) for k, v in levers.items()}
+    if not ResultsStore(store).records(model="baseline:real"):
+        cli(["evaluate", "--baseline", "real", "--store", str(store), "--num", str(args.num)])
     names = args.only or list(variants)
     if "unet" not in names:
         names = ["unet", *names]  # the budget
@@ -96,17 +139,18 @@ def main() -> None:
             budget = out["fit_seconds"]["unet"]
             overrides = [*overrides, "--trainer.max_steps", "-1", "--trainer.max_time", clock(budget)]
         ckpt = fit_seconds(name, config, args.run_dir, overrides, out)
-        if not scored(name):
-            cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--store", str(STORE), "--num", str(args.num)])
+        if not scored(store, name):
+            cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--store", str(store), "--num", str(args.num)])
         model = load_model(ckpt, generative=True)
         start = time.perf_counter()
         model.sample(100, generator=torch.Generator().manual_seed(0))
         sampling = time.perf_counter() - start
-        floor = {r["metric"]: r["value"] for r in ResultsStore(STORE).records(model="baseline:real")}
-        row = scored(name)
+        floor = scored(store, "baseline:real")
+        row = scored(store, name)
+        backbone = model.net if label else model.net.backbone
         out.setdefault("variants", {})[name] = {
             "overrides": overrides,
-            "parameters": sum(p.numel() for p in model.net.parameters()),
+            "parameters": sum(p.numel() for p in backbone.parameters()),
             "steps": int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]),
             "fit_seconds": out.get("fit_seconds", {}).get(name),
             "sampling_s_per_100": sampling,
@@ -117,7 +161,7 @@ def main() -> None:
             "min_class_share": row.get("min_class_share"),
         }
         print(name, json.dumps(out["variants"][name]))
-        save("dit_recipe", {k: v for k, v in out.items() if k not in ("benchmark", "date", "machine")})
+        save(stem, {k: v for k, v in out.items() if k not in ("benchmark", "date", "machine")})
 
 
 def clock(seconds: float) -> str:

@@ -20,6 +20,9 @@ measured them on the digits, ``benchmarks/README.md``, "Transformer backbone on 
     final_conv   a 3×3 convolution on the unpatchified output (U-ViT), mixing across patch borders
     conv_mlp     local mixing in every MLP: a depthwise 3×3 convolution of its hidden tokens on the token
                  grid, u ← u + DWConv(u) (SegFormer's Mix-FFN), zero-initialised
+    cond_init    ``unit``: the label table drawn from N(0, 1) and the timestep MLP Xavier-uniform like every other
+                 linear map (PyTorch's defaults, as the U-Net's), instead of DiT's N(0, 0.02²) for both: with
+                 adaLN-Zero the modulations' gradients scale with SiLU(c), so a tiny c learns t and y slowly
     conv_stem    a convolutional stem (Xiao et al. 2021, "Early convolutions help transformers see better")
                  in place of the linear patch embedding: Conv3×3(C → D/2), SiLU, Conv_p×p stride p (D/2 → D)
 
@@ -40,6 +43,7 @@ from lit_genvision.nn.renames import rename_on_load
 from lit_genvision.nn.transformer import TransformerBlock, make_norm, modulate
 
 POS_EMBEDS = ("sincos", "rope")
+COND_INITS = ("dit", "unit")
 
 #: The paper's Table 1: name → (hidden D, depth, heads). DiT-XL/2 is ``DiT.named("XL", patch_size=2)``.
 DIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -112,6 +116,7 @@ class DiT(nn.Module):
         final_conv: a zero-bias 3×3 convolution C_out → C_out on the unpatchified output.
         conv_mlp: local mixing in the blocks' MLPs (see the module docstring).
         conv_stem: a convolutional stem in place of the linear patch embedding.
+        cond_init: ``dit`` (N(0, 0.02²) timestep MLP and label table, the paper's) or ``unit`` (see above).
     """
 
     pos: Tensor
@@ -141,10 +146,13 @@ class DiT(nn.Module):
         final_conv: bool = False,
         conv_mlp: bool = False,
         conv_stem: bool = False,
+        cond_init: str = "dit",
     ) -> None:
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}.")
+        if cond_init not in COND_INITS:
+            raise ValueError(f"cond_init must be one of {', '.join(COND_INITS)}, got {cond_init!r}.")
         if pos_embed not in POS_EMBEDS:
             raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {pos_embed!r}.")
         self.in_channels, self.image_size, self.patch_size = in_channels, image_size, patch_size
@@ -180,19 +188,22 @@ class DiT(nn.Module):
         self.skips = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(pairs)) if pairs else None
         self.final = FinalLayer(hidden, patch_size * patch_size * self.out_channels, norm)
         self.final_conv = nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1) if final_conv else None
-        self._init_weights()
+        self._init_weights(cond_init)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, cond_init: str) -> None:
         """DiT's ``initialize_weights``: Xavier-uniform linear maps with zero biases, N(0, 0.02²) for the
-        timestep MLP and the label table; then adaLN-Zero and the zero decoder (the blocks' own init)."""
+        timestep MLP and the label table (``cond_init="dit"``; ``unit`` keeps Xavier for the MLP and N(0, 1)
+        for the table); then adaLN-Zero and the zero decoder (the blocks' own init)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        for layer in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
-            nn.init.normal_(layer.weight, std=0.02)
+        std = 0.02 if cond_init == "dit" else 1.0
+        if cond_init == "dit":
+            for layer in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
+                nn.init.normal_(layer.weight, std=std)
         if self.label_embed is not None:
-            nn.init.normal_(self.label_embed.weight, std=0.02)
+            nn.init.normal_(self.label_embed.weight, std=std)
         for layer in [b.adaLN[1] for b in self.blocks] + [self.final.adaLN[1], self.final.linear]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -255,4 +266,4 @@ class DiT(nn.Module):
         return out if self.final_conv is None else self.final_conv(out)
 
 
-__all__ = ["DIT_SIZES", "POS_EMBEDS", "ConvStem", "DiT", "FinalLayer"]
+__all__ = ["COND_INITS", "DIT_SIZES", "POS_EMBEDS", "ConvStem", "DiT", "FinalLayer"]
