@@ -10,7 +10,8 @@ every DiT variant, each trained with ``--trainer.max_time W`` (so a faster step 
 the paper's DiT at the U-Net's parameter count (label: width 64, 8 blocks, 4 heads, 0.63M; text: width 64, 7
 blocks, 0.76M) with every option off, whatever the shipped config's defaults are; each lever changes one thing
 on it; ``--combined`` names several (``net.X`` is the DiT's option X, ``method.X`` the diffusion method's,
-``optimizer.X`` AdamW's); ``recipe`` is the shipped DiT config as it is. Each model is scored by
+``optimizer.X`` AdamW's, ``model.X`` the model's, ``data.X`` the data module's); ``recipe`` is the shipped
+DiT config as it is. Each model is scored by
 ``lit-genvision evaluate`` (N samples, DDIM 50, guidance s = 2, class prompts in the test split's wording for
 text): digits-FD (and × the floor of this store), recognised share, label agreement (text: the digit named);
 plus parameters, steps reached, fit seconds and the seconds to sample 100 images. Variants already trained or
@@ -72,20 +73,28 @@ LEVERS: dict[str, list[str]] = {
     "conv-stem": ["net.conv_stem", "true"],
     "gelu-exact": ["net.mlp", "gelu_exact"],
     "cond-init": ["net.cond_init", "unit"],
+    "batch-64": ["data.batch_size", "64"],
 }
 TEXT_KEY = "--model.init_args.net.init_args.text_encoder.init_args.checkpoint"
 
 
 def expand(overrides: list[str], net: str) -> list[str]:
-    """``net.X v`` → ``--model.init_args.<net>X v``; ``method.X`` / ``optimizer.X`` → their init_args."""
-    prefixes = {"net.": net, "method.": "method.init_args.", "optimizer.": "optimizer.init_args."}
+    """``net.X v`` → ``--model.init_args.<net>X v``; ``method.X`` / ``optimizer.X`` → their init_args; ``model.X``
+    the model's own (``guidance_scale``), ``data.X`` the data module's (``batch_size``)."""
+    prefixes = {
+        "net.": "--model.init_args." + net,
+        "method.": "--model.init_args.method.init_args.",
+        "optimizer.": "--model.init_args.optimizer.init_args.",
+        "model.": "--model.init_args.",
+        "data.": "--data.init_args.",
+    }
     out = []
     for i, item in enumerate(overrides):
         if i % 2 == 0:
             head = next((p for p in prefixes if item.startswith(p)), None)
             if head is None:
-                raise ValueError(f"an override path starts with net., method. or optimizer., got {item!r}.")
-            item = "--model.init_args." + prefixes[head] + item.removeprefix(head)
+                raise ValueError(f"an override path starts with one of {', '.join(prefixes)}, got {item!r}.")
+            item = prefixes[head] + item.removeprefix(head)
         out.append(item)
     return out
 

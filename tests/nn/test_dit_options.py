@@ -52,7 +52,7 @@ def test_every_option_keeps_the_untrained_output_at_exactly_zero():
     x, t = inputs()
     options = dict(
         long_skips=True, pos_embed="rope", qk_norm=True, norm="rms", mlp="swiglu", final_conv=True, conv_mlp=True,
-        conv_stem=True,
+        conv_stem=True, cond_init="unit",
     )  # fmt: skip
     for name, value in options.items():
         assert torch.equal(tiny(**{name: value})(x * 5, t), torch.zeros_like(x)), name
@@ -206,3 +206,15 @@ def test_exact_gelu_keeps_the_parameters_and_nearly_the_function():
     with torch.no_grad():
         a, b = tanh(x, t), exact(x, t)
     assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.05 * a.abs().max().item())
+
+
+def test_cond_init_unit_keeps_pytorchs_scales_for_the_label_table_and_the_timestep_mlp():
+    dit, unit = tiny(num_classes=10), tiny(num_classes=10, cond_init="unit")
+    assert abs(dit.label_embed.weight.std().item() - 0.02) < 0.005
+    assert abs(dit.time_embed.mlp[0].weight.std().item() - 0.02) < 0.002
+    assert abs(unit.label_embed.weight.std().item() - 1.0) < 0.25
+    fan_in, fan_out = unit.time_embed.mlp[0].in_features, unit.time_embed.mlp[0].out_features
+    xavier = (2 / (fan_in + fan_out)) ** 0.5  # the std of Xavier-uniform
+    assert abs(unit.time_embed.mlp[0].weight.std().item() - xavier) < 0.1 * xavier
+    with pytest.raises(ValueError, match="dit, unit"):
+        tiny(cond_init="zeros")
