@@ -14,8 +14,9 @@ on it; ``--combined`` names several (``net.X`` is the DiT's option X, ``method.X
 DiT config as it is. Each model is scored by
 ``lit-genvision evaluate`` (N samples, DDIM 50, guidance s = 2, class prompts in the test split's wording for
 text): digits-FD (and × the floor of this store), recognised share, label agreement (text: the digit named);
-plus parameters, steps reached, fit seconds and the seconds to sample 100 images. Variants already trained or
-scored are skipped, so the script resumes.
+plus parameters, steps reached, fit seconds and the seconds to sample 100 images; and the same figures at the
+guidance scales of ``--guidance`` (default 1.5). Variants already trained or scored are skipped, so the script
+resumes.
 
 Writes benchmarks/results/dit_recipe.{json,sqlite} (label) or dit_recipe_text.{json,sqlite} (text).
 """
@@ -121,6 +122,7 @@ def main() -> None:
     p.add_argument("--combined", default="", help="overrides of a combined variant, one quoted string")
     p.add_argument("--combined-name", default="combined", help="the combined variant's name (several may be run)")
     p.add_argument("--num", type=int, default=500)
+    p.add_argument("--guidance", nargs="*", type=float, default=[1.5], help="more guidance scales to score at")
     args = p.parse_args()
     label = args.family == "label"
     stem = "dit_recipe" if label else "dit_recipe_text"
@@ -169,6 +171,17 @@ def main() -> None:
             "label_agreement": row.get("label_agreement"),
             "min_class_share": row.get("min_class_share"),
         }
+        for g in args.guidance:  # the same model at other scales: "NAME s=G" in the store
+            if not scored(store, f"{name} s={g:g}"):
+                cli(["evaluate", "--ckpt", str(ckpt), "--name", f"{name} s={g:g}", "--guidance", str(g),
+                     "--store", str(store), "--num", str(args.num)])  # fmt: skip
+            other = scored(store, f"{name} s={g:g}")
+            out["variants"][name][f"s={g:g}"] = {
+                "digits_fd": other.get("digits_fd"),
+                "x_floor": other["digits_fd"] / floor["digits_fd"] if "digits_fd" in floor else None,
+                "recognised": other.get("recognised"),
+                "label_agreement": other.get("label_agreement"),
+            }
         print(name, json.dumps(out["variants"][name]))
         save(stem, {k: v for k, v in out.items() if k not in ("benchmark", "date", "machine")})
 
