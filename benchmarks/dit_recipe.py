@@ -76,6 +76,17 @@ LEVERS: dict[str, list[str]] = {
     "cond-init": ["net.cond_init", "unit"],
     "batch-64": ["data.batch_size", "64"],
 }
+#: the combinations measured (issue 29), by name; ``--combined`` adds another.
+COMBINED: dict[str, list[str]] = {
+    "cond-skips-exact": ["net.cond_init", "unit", "net.long_skips", "true", "net.mlp", "gelu_exact"],
+    "cond-exact-convmlp": ["net.cond_init", "unit", "net.mlp", "gelu_exact", "net.conv_mlp", "true"],
+    "cond-skips-exact-lr2e-3": [
+        *("net.cond_init unit net.long_skips true net.mlp gelu_exact optimizer.lr 2e-3".split()),
+    ],
+    "cond-skips-exact-lr2e-3-b64": [
+        *("net.cond_init unit net.long_skips true net.mlp gelu_exact optimizer.lr 2e-3 data.batch_size 64".split()),
+    ],
+}
 TEXT_KEY = "--model.init_args.net.init_args.text_encoder.init_args.checkpoint"
 
 
@@ -134,7 +145,7 @@ def main() -> None:
     if not label:  # the frozen text tower both read
         clip = train_config("clip", "configs/clip/digits.yaml", args.run_dir)
         extra = [TEXT_KEY, str(clip)]
-    levers = dict(LEVERS)
+    levers = LEVERS | COMBINED
     if args.combined:
         levers[args.combined_name] = shlex.split(args.combined)
     variants = {"unet": (unet_config, extra), "recipe": (dit_config, extra)}
