@@ -4,9 +4,9 @@
 
 Times forward + backward of a batch of 128 16×16 digits-shaped inputs, networks built from the configs'
 ``init_args``: the label-conditional U-Net of ``digits_conditional.yaml`` against the DiT of
-``digits_dit.yaml`` at the U-Net's parameter count (width 64, 8 blocks, 4 heads: ``dit_recipe.py``'s
-``base``), and the text configs' backbones (``digits_text.yaml`` / ``digits_text_dit.yaml``, with random
-prompt tokens in place of the frozen text tower, which both share). The two networks alternate within each
+``digits_dit.yaml`` (at the U-Net's parameter count: width 64, 8 blocks, 4 heads), and the text configs'
+backbones (``digits_text.yaml`` / ``digits_text_dit.yaml``, with random prompt tokens in place of the frozen
+text tower, which both share). The two networks alternate within each
 round; the figure is the smaller of the rounds' medians. Also times the MLP activations on one block's
 hidden tensor (GELU's tanh form, the exact form, SiLU). Writes benchmarks/results/dit_step.json.
 """
@@ -68,7 +68,7 @@ def main() -> None:
     pairs = {
         "label": (
             UNet(**net_args("configs/diffusion/digits_conditional.yaml", False)),
-            DiT(**{**net_args("configs/diffusion/digits_dit.yaml", False), "hidden": 64, "depth": 8, "heads": 4}),
+            DiT(**net_args("configs/diffusion/digits_dit.yaml", False)),
             label,
         ),
         "text": (
