@@ -194,7 +194,8 @@ def main() -> None:
                 "label_agreement": other.get("label_agreement"),
             }
         print(name, json.dumps(out["variants"][name]))
-        save(stem, {k: v for k, v in out.items() if k not in ("benchmark", "date", "machine")})
+        fresh = ("benchmark", "date", "machine", "command", "git_revision")  # save() writes these anew
+        save(stem, {k: v for k, v in out.items() if k not in fresh})
 
 
 def clock(seconds: float) -> str:
