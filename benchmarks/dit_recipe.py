@@ -176,26 +176,27 @@ def main() -> None:
             "steps": int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]),
             "fit_seconds": out.get("fit_seconds", {}).get(name),
             "sampling_s_per_100": sampling,
-            "digits_fd": row.get("digits_fd"),
-            "x_floor": row["digits_fd"] / floor["digits_fd"] if "digits_fd" in floor else None,
-            "recognised": row.get("recognised"),
-            "label_agreement": row.get("label_agreement"),
+            **figures(row, floor),
             "min_class_share": row.get("min_class_share"),
         }
         for g in args.guidance:  # the same model at other scales: "NAME s=G" in the store
             if not scored(store, f"{name} s={g:g}"):
                 cli(["evaluate", "--ckpt", str(ckpt), "--name", f"{name} s={g:g}", "--guidance", str(g),
                      "--store", str(store), "--num", str(args.num)])  # fmt: skip
-            other = scored(store, f"{name} s={g:g}")
-            out["variants"][name][f"s={g:g}"] = {
-                "digits_fd": other.get("digits_fd"),
-                "x_floor": other["digits_fd"] / floor["digits_fd"] if "digits_fd" in floor else None,
-                "recognised": other.get("recognised"),
-                "label_agreement": other.get("label_agreement"),
-            }
+            out["variants"][name][f"s={g:g}"] = figures(scored(store, f"{name} s={g:g}"), floor)
         print(name, json.dumps(out["variants"][name]))
         fresh = ("benchmark", "date", "machine", "command", "git_revision")  # save() writes these anew
         save(stem, {k: v for k, v in out.items() if k not in fresh})
+
+
+def figures(row: dict[str, float], floor: dict[str, float]) -> dict[str, float | None]:
+    """digits-FD, its ratio to the floor of the same store, recognised share and label agreement of one scoring."""
+    return {
+        "digits_fd": row.get("digits_fd"),
+        "x_floor": row["digits_fd"] / floor["digits_fd"] if "digits_fd" in floor else None,
+        "recognised": row.get("recognised"),
+        "label_agreement": row.get("label_agreement"),
+    }
 
 
 def clock(seconds: float) -> str:

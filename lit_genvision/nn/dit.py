@@ -198,12 +198,11 @@ class DiT(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        std = 0.02 if cond_init == "dit" else 1.0
         if cond_init == "dit":
             for layer in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
-                nn.init.normal_(layer.weight, std=std)
+                nn.init.normal_(layer.weight, std=0.02)
         if self.label_embed is not None:
-            nn.init.normal_(self.label_embed.weight, std=std)
+            nn.init.normal_(self.label_embed.weight, std=0.02 if cond_init == "dit" else 1.0)
         for layer in [b.adaLN[1] for b in self.blocks] + [self.final.adaLN[1], self.final.linear]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)

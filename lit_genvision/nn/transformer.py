@@ -275,7 +275,7 @@ class TransformerBlock(nn.Module):
             self.mlp = SwiGLU(dim, int(2 * hidden / 3), dropout)
         else:
             self.mlp = MLP(dim, hidden, dropout, approximate="tanh" if mlp == "gelu" else "none")
-        width = 2 * int(2 * hidden / 3) if mlp == "swiglu" else hidden  # the hidden tokens the mixing sees
+        width = self.mlp.fc1.out_features if mlp == "swiglu" else hidden  # the hidden tokens the mixing sees
         self.mix = LocalMixing(width, local_mixing) if local_mixing else None
         self.drop = nn.Dropout(dropout)
 
