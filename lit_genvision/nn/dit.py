@@ -20,12 +20,9 @@ measured them on the digits, ``benchmarks/README.md``, "Transformer backbone on 
     final_conv   a 3×3 convolution on the unpatchified output (U-ViT), mixing across patch borders
     conv_mlp     local mixing in every MLP: a depthwise 3×3 convolution of its hidden tokens on the token
                  grid, u ← u + DWConv(u) (SegFormer's Mix-FFN), zero-initialised
-    cond_init    ``unit``: every part of c at unit scale per entry: the label table drawn from N(0, 1), the
-                 timestep MLP Xavier-uniform like every other linear map (PyTorch's defaults, as the U-Net's),
-                 and W_v from N(0, 1), so that a unit-norm v (CLIP's pooled prompt) gives W_v·v ~ N(0, 1) as a
-                 label row does; instead of DiT's N(0, 0.02²) for the MLP and table and Xavier for W_v (entries
-                 of W_v·v ~ 1/√cond_dim): with adaLN-Zero the modulations' gradients scale with SiLU(c), so a
-                 small part of c (t, y or v) is learned slowly
+    cond_init    ``unit``: the label table drawn from N(0, 1) and the timestep MLP Xavier-uniform like every other
+                 linear map (PyTorch's defaults, as the U-Net's), instead of DiT's N(0, 0.02²) for both: with
+                 adaLN-Zero the modulations' gradients scale with SiLU(c), so a tiny c learns t and y slowly
     conv_stem    a convolutional stem (Xiao et al. 2021, "Early convolutions help transformers see better")
                  in place of the linear patch embedding: Conv3×3(C → D/2), SiLU, Conv_p×p stride p (D/2 → D)
 
@@ -195,8 +192,8 @@ class DiT(nn.Module):
 
     def _init_weights(self, cond_init: str) -> None:
         """DiT's ``initialize_weights``: Xavier-uniform linear maps with zero biases, N(0, 0.02²) for the
-        timestep MLP and the label table (``cond_init="dit"``; ``unit`` keeps Xavier for the MLP and draws the
-        table and W_v from N(0, 1)); then adaLN-Zero and the zero decoder (the blocks' own init)."""
+        timestep MLP and the label table (``cond_init="dit"``; ``unit`` keeps Xavier for the MLP and N(0, 1)
+        for the table); then adaLN-Zero and the zero decoder (the blocks' own init)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -206,8 +203,6 @@ class DiT(nn.Module):
                 nn.init.normal_(layer.weight, std=0.02)
         if self.label_embed is not None:
             nn.init.normal_(self.label_embed.weight, std=0.02 if cond_init == "dit" else 1.0)
-        if self.cond_dim and cond_init == "unit":  # a unit-norm v → W_v·v ~ N(0, 1) per entry, as a label row
-            nn.init.normal_(self.vector_embed.proj.weight, std=1.0)
         for layer in [b.adaLN[1] for b in self.blocks] + [self.final.adaLN[1], self.final.linear]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
