@@ -15,6 +15,7 @@ from lit_genvision.checkpoint_io import CheckpointError, download, is_url
 from lit_genvision.experiments import (
     caption,
     clip,
+    compose,
     evaluate,
     export,
     inpaint,
@@ -23,6 +24,7 @@ from lit_genvision.experiments import (
     sample,
     stylemix,
     sweep,
+    variations,
 )
 from lit_genvision.experiments.fit import GenVisionCLI, naming
 from lit_genvision.experiments.store import StoreError
@@ -46,6 +48,8 @@ TOOLS = {
     "clip": (clip, "CLIP tools: zero-shot classification and image-text retrieval on a split"),
     "caption": (caption, "re-caption a dataset with a captioner checkpoint into a parquet file (key, text)"),
     "inpaint": (inpaint, "fill the masked pixels of images (.npz) with an inpainting checkpoint"),
+    "compose": (compose, "compose DALL-E 2's pipeline (CLIP + prior + decoder, by reference) into one checkpoint"),
+    "variations": (variations, "DALL-E 2's variations, CLIP-space interpolation and text diffs of images (.npz)"),
     "stylemix": (stylemix, "a StyleGAN's style-mixing grid: row sources' coarse, middle or fine styles over columns'"),
 }
 

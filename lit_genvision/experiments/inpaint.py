@@ -23,6 +23,7 @@ from lit_genvision.experiments.arguments import (
     resolve_device,
 )
 from lit_genvision.experiments.checkpoints import load_model
+from lit_genvision.experiments.npz import read_array, read_images
 from lit_genvision.experiments.sample import sampling_from_arguments
 from lit_genvision.methods.repaint import RePaint
 from lit_genvision.metrics.generation import batch_generator
@@ -31,28 +32,10 @@ from lit_genvision.metrics.generation import batch_generator
 FLAGS = ("sampler", "steps", "eta", "rtol", "atol", "guidance", "seed", "batch_size", "device", "no_ema")
 
 
-def _read(path: str, flag: str, ndim: int, what: str) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "arr_0" not in data:
-                raise ValueError(f"{flag} {path} has no arr_0; save the array with np.savez(path, array).")
-            array = data["arr_0"]
-    except FileNotFoundError:
-        raise ValueError(f"{flag} {path} does not exist; pass an .npz file of {what}.") from None
-    if array.ndim != ndim:
-        raise ValueError(f"{flag} {path} holds a {array.ndim}-d array; expected {what}.")
-    return array
-
-
 def read_inputs(images_path: str, masks_path: str, image_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The images (N, H, W, C) uint8 and masks (N, H, W) bool, checked against the model's image shape."""
-    images = _read(images_path, "--images", 4, "uint8 images N×H×W×C")
-    masks = _read(masks_path, "--masks", 3, "masks N×H×W (1 where pixels are to be generated)")
-    c, h, w = image_shape
-    if images.dtype != np.uint8:
-        raise ValueError(f"--images must be uint8 (0 … 255), got {images.dtype}; convert with .astype(np.uint8).")
-    if images.shape[1:] != (h, w, c):
-        raise ValueError(f"--images are {images.shape[1:]} (H, W, C) but the model draws {(h, w, c)}; resize them.")
+    images = read_images(images_path, "--images", image_shape)
+    masks = read_array(masks_path, "--masks", 3, "masks N×H×W (1 where pixels are to be generated)")
     if masks.shape != images.shape[:3]:
         raise ValueError(f"--masks are {masks.shape} but the images need {images.shape[:3]}: one H×W mask per image.")
     return images, masks != 0

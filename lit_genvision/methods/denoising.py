@@ -31,6 +31,7 @@ from torch import Tensor
 from lit_genvision.checks import check_float
 from lit_genvision.methods.diffusion import Net, Prediction, diffusion_loss, q_sample
 from lit_genvision.methods.flow import SOLVERS, TIME_SCALE, AffinePath, LinearPath, ODESampler, flow_matching_loss
+from lit_genvision.methods.inversion import ddim_invert
 from lit_genvision.methods.samplers import DDIMSampler, DDPMSampler, Sampler
 from lit_genvision.methods.samplers.base import StepCallback
 from lit_genvision.methods.schedules import LinearSchedule, NoiseSchedule
@@ -81,6 +82,10 @@ class DenoisingMethod:
     def protocol(self, steps: int | None = None) -> tuple[str, int]:
         """(the sampler's name, network evaluations per sample) with ``steps`` steps."""
         raise NotImplementedError
+
+    def invert(self, net: Net, x0: Tensor, cond: Any = None, steps: int | None = None) -> Tensor:
+        """The starting noise from which the deterministic sampler decodes ≈ ``x0`` (variations start there)."""
+        raise ValueError(f"{type(self).__name__} does not invert samples to noise; use a diffusion model (DDIM).")
 
     def with_sampler(self, name: Any, **settings: float) -> DenoisingMethod:
         """This method with another sampler, by name or as an object."""
@@ -163,6 +168,12 @@ class DiffusionMethod(DenoisingMethod):
     def protocol(self, steps: int | None = None) -> tuple[str, int]:
         """(the sampler's name, network evaluations per sample) with ``steps`` steps (None: the sampler's)."""
         return self.sampler.name, steps or self.sampler.steps or self.schedule.timesteps
+
+    def invert(self, net: Net, x0: Tensor, cond: Any = None, steps: int | None = None) -> Tensor:
+        """The x_T from which DDIM (η = 0) along the sampler's ``steps`` timesteps decodes ≈ ``x0``
+        (``methods.inversion.ddim_invert``)."""
+        seq = self.sampler.timesteps(self.schedule, steps)
+        return ddim_invert(net, self.schedule, x0, seq, cond=cond, prediction=self.prediction)
 
     def with_sampler(self, name: Any, *, eta: float = 0.0, **settings: float) -> DiffusionMethod:
         """This method with the sampler called ``name`` (``ddpm`` or ``ddim`` with η), at its steps, or with the

@@ -5,6 +5,8 @@ from lit_genvision.models.base import GenerativeModel, PlatformModule
 from lit_genvision.models.captioner import CaptionerModel
 from lit_genvision.models.classifier import Classifier
 from lit_genvision.models.clip import CLIPModel
+from lit_genvision.models.clip_image import CLIPImageEncoder
+from lit_genvision.models.clip_space import CLIPImageSpace
 from lit_genvision.models.conditional import ConditionalModel
 from lit_genvision.models.denoising import DenoisingModel
 from lit_genvision.models.diffusion import DiffusionModel
@@ -18,8 +20,11 @@ from lit_genvision.models.stylegan import StyleGANModel
 from lit_genvision.models.text_encoders import CLIPTextEncoder
 from lit_genvision.models.token_prior import TokenPriorModel
 from lit_genvision.models.tokenizer import VQModel
+from lit_genvision.models.unclip import UnCLIPModel
 
 __all__ = [
+    "CLIPImageEncoder",
+    "CLIPImageSpace",
     "CLIPModel",
     "CLIPTextEncoder",
     "CaptionerModel",
@@ -43,5 +48,6 @@ __all__ = [
     "load_pretrained",
     "record_pretrained",
     "TokenPriorModel",
+    "UnCLIPModel",
     "VQModel",
 ]

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from lit_genvision.data.base import to_unit_range
-from lit_genvision.methods.space import LatentSpace
 from lit_genvision.nn.text_tokenizer import BPETokenizer
 
 #: Training images over which a latent space's scale factor s = 1 / std(E(x)) is measured.
@@ -66,9 +65,10 @@ def training_images(datamodule: Any, limit: int = SCALE_IMAGES, batch_size: int 
 
 
 def ensure_scale(trainer: Any, space: nn.Module, device: torch.device) -> float | None:
-    """Measure a latent space's scale factor on the training images when it has none yet (LDM's
-    ``scale_by_std``: s = 1 / std of E(x)); returns it, or None when nothing was measured."""
-    if not isinstance(space, LatentSpace) or space.is_scaled:
+    """Measure a latent space's scale factor (LDM's ``scale_by_std``: s = 1 / std of E(x)), or a CLIP space's
+    per-dimension statistics, on the training images when it has none yet; returns the figure, or None when
+    nothing was measured."""
+    if not callable(getattr(space, "fit_scale", None)) or space.is_scaled:  # a latent or CLIP-embedding space
         return None
     datamodule = getattr(trainer, "datamodule", None)
     if datamodule is None or not hasattr(datamodule, "split"):

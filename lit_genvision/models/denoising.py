@@ -184,6 +184,16 @@ class DenoisingModel(ConditionalModel):
         self.last_nfe = getattr(method, "last_nfe", 0)  # an adaptive solver's, known only now
         return self.composite(self.space.decode(x), cond)
 
+    @torch.no_grad()
+    def invert(self, images: Tensor, *, cond: dict | None = None, steps: int | None = None) -> Tensor:
+        """The starting noise (N, *sample_shape) from which ``sample`` with ``cond``, DDIM at η = 0 and no guidance
+        (s = 1) decodes ≈ ``images`` (N, *image_shape) in [-1, 1]: DDIM inversion in the model's space under the
+        condition (``methods.inversion``), what DALL-E 2's variations start from."""
+        x0 = self.space.encode(images.to(self.device))
+        cond = self.sample_cond(len(x0), cond)
+        with self.eval_mode(self.net):
+            return self.method.invert(self.net, x0, self.encode(cond, x0), steps)
+
     def known_region(self, cond: dict | None, like: Tensor, start: Start | None = None) -> tuple[Tensor, Tensor]:
         """(the known sample in the model's space, its mask (B, 1, h, w), 1 = to generate) of an inpainting's
         ``cond``, for RePaint: a latent cell is to be generated if any of its pixels is (max-pooling)."""

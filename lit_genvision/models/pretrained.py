@@ -20,6 +20,7 @@ is imported.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from contextvars import ContextVar
@@ -140,7 +141,9 @@ def _build(ckpt: dict[str, Any], path: str | Path, *, use_ema: bool, generative:
             f"checkpoint {path} holds a {cls.__name__} ({info['family']} family), which has no "
             "sample(); pass the checkpoint of a generative model."
         )
-    hparams = dict(ckpt.get("hyper_parameters") or {})
+    # A deep copy: instantiating turns nested configs (a list of conditions) into Namespaces in place, which
+    # would leak into the checkpoint's config that a part's owner records (and no longer load with weights_only).
+    hparams = copy.deepcopy(dict(ckpt.get("hyper_parameters") or {}))
     hparams.pop("_instantiator", None)
     records = hparams.pop(PRETRAINED_KEY, None)
     if "_class_path" not in hparams:

@@ -32,6 +32,7 @@ from lit_genvision.nn.patches import (
     unpatchify,
 )
 from lit_genvision.nn.patchgan import PatchGANDiscriminator
+from lit_genvision.nn.prior import PriorTransformer
 from lit_genvision.nn.progan import ProGANDiscriminator, ProGANGenerator
 from lit_genvision.nn.stylegan import MappingNetwork, StyleGANDiscriminator, StyleGANGenerator
 from lit_genvision.nn.text import (
@@ -49,6 +50,7 @@ from lit_genvision.nn.vit import ViTDecoder, ViTEncoder
 from lit_genvision.nn.vqgan import VQGANDecoder, VQGANEncoder
 
 __all__ = [
+    "PriorTransformer",
     "Condition",
     "ConditionedNet",
     "Encoded",
