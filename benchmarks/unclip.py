@@ -4,10 +4,12 @@ embedding directly (the paper's "importance of the prior"), scored like every ge
     python benchmarks/unclip.py [--run-dir runs/unclip] [--num 500]
 
 Fits (unless there) the digits CLIP, a second CLIP of another seed (the judge of the CLIP score: the pipeline's own
-CLIP would flatter it), the prior (``configs/unclip/digits_prior.yaml``), the decoder
-(``configs/unclip/digits_decoder.yaml``) and the text-conditioned diffusion model (``configs/diffusion/
-digits_text.yaml``, on the same CLIP), composes the pipeline twice (``lit-genvision compose unclip``: with the prior,
-and with ``--embedding text``), and scores the three models with ``lit-genvision evaluate`` (N samples, the class
+CLIP would flatter it), the prior (``configs/unclip/digits_prior.yaml``), the diffusion decoder
+(``configs/unclip/digits_decoder.yaml``), the text-conditioned diffusion model (``configs/diffusion/
+digits_text.yaml``, on the same CLIP), the FSQ tokenizer and the transformer decoder over its tokens
+(``configs/unclip/digits_token_decoder.yaml``); composes the pipelines (``lit-genvision compose unclip``: prior +
+diffusion decoder, the same decoder fed the text embedding (``--embedding text``), prior + transformer decoder), and
+scores the four models with ``lit-genvision evaluate`` (N samples, the class
 prompts in the test split's wording, which training never saw): digits-FD (× the floor of this store), recognised
 share, the digit named (label agreement), and the CLIP score by the second CLIP. The leaderboard ranks them together.
 
@@ -63,19 +65,18 @@ def main() -> None:
     clip = fit("clip", "configs/clip/digits.yaml")
     judge = fit("clip-seed1", "configs/clip/digits.yaml", "--seed_everything", "1")
     prior = fit("prior", "configs/unclip/digits_prior.yaml", *on(PRIOR_KEYS, clip))
-    decoder = fit("decoder", "configs/unclip/digits_decoder.yaml", *on(DECODER_KEYS, clip))
-    text = fit("text-diffusion", "configs/diffusion/digits_text.yaml", *on(TEXT_KEYS, clip))
-    models = {"text-diffusion": text}
-    for name, embedding in (("unclip", "prior"), ("unclip text-embedding", "text")):
+    if not ResultsStore(store).records(model="baseline:real"):
+        cli(["evaluate", "--baseline", "real", "--store", str(store), "--num", str(args.num)])
+    floor = {r["metric"]: r["value"] for r in ResultsStore(store).records(model="baseline:real")}
+
+    def pipeline(name: str, decoder: Path, embedding: str = "prior") -> Path:
         pipe = args.run_dir / f"{name.replace(' ', '-')}.ckpt"
         if not pipe.is_file():
             cli(["compose", "unclip", "--clip", str(clip), "--prior", str(prior), "--decoder", str(decoder),
                  "--out", str(pipe), "--embedding", embedding])  # fmt: skip
-        models[name] = pipe
-    if not ResultsStore(store).records(model="baseline:real"):
-        cli(["evaluate", "--baseline", "real", "--store", str(store), "--num", str(args.num)])
-    floor = {r["metric"]: r["value"] for r in ResultsStore(store).records(model="baseline:real")}
-    for name, ckpt in models.items():
+        return pipe
+
+    def score(name: str, ckpt: Path) -> None:
         if not ResultsStore(store).records(model=name):
             cli(["evaluate", "--ckpt", str(ckpt), "--name", name, "--store", str(store), "--num", str(args.num),
                  "--metrics", "digits_fd,clip_score", "--clip", str(judge)])  # fmt: skip
@@ -83,8 +84,19 @@ def main() -> None:
         row["x_floor"] = row["digits_fd"] / floor["digits_fd"]
         out.setdefault("models", {})[name] = row
         print(name, json.dumps(row))
-    fresh = ("benchmark", "date", "machine", "command", "git_revision")
-    save(stem, {k: v for k, v in out.items() if k not in fresh})
+        fresh = ("benchmark", "date", "machine", "command", "git_revision")
+        save(stem, {k: v for k, v in out.items() if k not in fresh})
+
+    decoder = fit("decoder", "configs/unclip/digits_decoder.yaml", *on(DECODER_KEYS, clip))
+    score("unclip", pipeline("unclip", decoder))
+    score("unclip text-embedding", pipeline("unclip text-embedding", decoder, "text"))
+    score("text-diffusion", fit("text-diffusion", "configs/diffusion/digits_text.yaml", *on(TEXT_KEYS, clip)))
+    tokenizer = fit("tokenizer-fsq", "configs/tokenizer/digits_fsq.yaml")
+    tokens = fit(
+        "token-decoder", "configs/unclip/digits_token_decoder.yaml", *on(DECODER_KEYS, clip),
+        "--model.init_args.tokenizer", str(tokenizer),
+    )  # fmt: skip
+    score("unclip token-decoder", pipeline("unclip token-decoder", tokens))
     cli(["leaderboard", "--store", str(store)])
 
 

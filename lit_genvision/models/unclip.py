@@ -19,6 +19,7 @@ from lit_genvision.models.clip_space import CLIPImageSpace
 from lit_genvision.models.conditional import ConditionalModel
 from lit_genvision.models.denoising import DenoisingModel
 from lit_genvision.models.pretrained import PRETRAINED_KEY, by_reference, load_part, record_pretrained
+from lit_genvision.models.token_prior import TokenPriorModel
 from lit_genvision.nn.conditions import ImageEmbedding
 
 
@@ -78,8 +79,6 @@ class UnCLIPModel(ConditionalModel):
 
     family = "unclip"
     requires = ()
-    #: What ``sample`` takes: the decoder's sampling (the prior's is fixed by the composition).
-    accepts = frozenset("steps sampler eta guidance noise deterministic".split())
 
     def __init__(
         self,
@@ -101,7 +100,7 @@ class UnCLIPModel(ConditionalModel):
         self.embedding = embedding
         clip_model, clip_info = load_part(clip, "clip", CLIPModel, CLIP_HINT, embed=False)
         prior_model, prior_info = load_part(prior, "prior", DenoisingModel, PRIOR_HINT, embed=False)
-        decoder_model, decoder_info = load_part(decoder, "decoder", DenoisingModel, DECODER_HINT, embed=False)
+        decoder_model, decoder_info = load_part(decoder, "decoder", DECODERS, DECODER_HINT, embed=False)
         dim = clip_model.net.embed_dim
         check_prior(prior_model, prior, dim, clip_info["sha256"])
         check_decoder(decoder_model, decoder, dim)
@@ -112,6 +111,8 @@ class UnCLIPModel(ConditionalModel):
         self.candidates, self.prior_guidance, self.prior_steps = candidates, prior_guidance, prior_steps
         self.guidance_scale = decoder_model.guidance_scale
         self.class_prompts = list(class_prompts or prior_model.class_prompts or DEFAULT_PROMPTS)
+        #: What ``sample`` takes: the decoder's sampling options (the prior's are fixed by the composition).
+        self.accepts = frozenset(decoder_model.accepts) & PIPELINE_OPTIONS
         self.image_shape = tuple(decoder_model.image_shape)
         self._sample_shape = tuple(decoder_model.sample_shape)
 
@@ -171,6 +172,14 @@ class UnCLIPModel(ConditionalModel):
         """The CLIP image embeddings (N, D) of ``images`` (N, C, H, W) in [-1, 1]."""
         return F.normalize(self.clip.encode_image(images.to(self.device)), dim=-1)
 
+    def check_invertible(self, what: str) -> None:
+        """Refuse ``what`` (variations, text diffs) in one sentence unless the decoder is a diffusion model."""
+        if not isinstance(self.decoder, DenoisingModel) or self.decoder.family != "diffusion":
+            raise ValueError(
+                f"{what} invert the image through a diffusion decoder, and this pipeline's decoder is a "
+                f"{self.decoder.family} model; compose one with configs/unclip/digits_decoder.yaml."
+            )
+
     def unclipped_ddim(self, steps: int | None, eta: float) -> DDIMSampler:
         """DDIM with η at the decoder's steps, x̂_0 not clipped: the exact inverse of the DDIM inversion, so that a
         walk from an image's inverted x_T at η = 0 comes back to the image."""
@@ -186,6 +195,7 @@ class UnCLIPModel(ConditionalModel):
         reconstruct x; η > 0 keeps what e encodes (the digit, its style) and redraws the rest."""
         if num < 1:
             raise ValueError(f"num must be at least 1 variation per image, got {num}.")
+        self.check_invertible("variations")
         e = self.embed_images(images)
         x_t = self.decoder.invert(images, cond={"image_embedding": e}, steps=steps)
         sampler = self.unclipped_ddim(steps, eta)
@@ -213,6 +223,7 @@ class UnCLIPModel(ConditionalModel):
         """The image (1, C, H, W) moved toward ``target`` from ``source`` (unCLIP §3.3): z_d = norm(E_T(target) −
         E_T(source)), e_θ = slerp(E_I(image), z_d, θ) for each θ (≤ 0.5 keeps the image's look), decoded by
         DDIM η = 0 from the image's own inverted x_T; returns (len(thetas), C, H, W)."""
+        self.check_invertible("text diffs")
         texts = text_embeddings(self.prior, [source, target])
         z_d = F.normalize(texts[1] - texts[0], dim=-1)[None]  # (1, D)
         e = self.embed_images(image[:1])
@@ -251,7 +262,14 @@ def check_decoder(decoder: DenoisingModel, path: str, dim: int) -> None:
 EMBEDDINGS = ("prior", "text")
 CLIP_HINT = "pass the checkpoint of a CLIPModel (configs/clip/*.yaml)."
 PRIOR_HINT = "pass the checkpoint of a prior (configs/unclip/digits_prior.yaml) trained on this CLIP."
-DECODER_HINT = "pass the checkpoint of a decoder (configs/unclip/digits_decoder.yaml) trained on this CLIP."
+DECODER_HINT = (
+    "pass the checkpoint of a decoder (configs/unclip/digits_decoder.yaml or digits_token_decoder.yaml) trained on "
+    "this CLIP."
+)
+#: The decoders a pipeline takes: a diffusion model or a token prior reading an ``image_embedding``.
+DECODERS = (DenoisingModel, TokenPriorModel)
+#: The sampling options a pipeline hands its decoder (those the decoder takes).
+PIPELINE_OPTIONS = frozenset("steps sampler eta rtol atol guidance noise deterministic temperature top_k".split())
 #: What the pipeline draws without a prompt when its prior has no class prompts: the digits, as a person names them.
 DEFAULT_PROMPTS = [f"a handwritten {k}" for k in range(10)]
 

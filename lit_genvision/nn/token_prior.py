@@ -9,6 +9,10 @@ codes of a position depth-first (coarse to fine) before the next position, so th
 and the network models p(c_i | START_y, c_<i) with one softmax over the V codes of the stage that
 position i belongs to (stage i mod N, each stage with its own input embedding). START_y is the class
 token y ∈ {0 … K−1}, or the null token K of an unconditional model (or a dropped label).
+
+With ``conditions`` (``nn.conditions``: DALL-E 2's CLIP image embedding as ``ImageEmbedding(tokens=P)``), their
+context tokens come before START: s = [τ_1 … τ_P, START_∅, c_0, …], the lecture's transformer decoder that
+"predicts patches of the image at each step" conditioned on a prefix of the projected embedding (unCLIP, §2.1).
 Positions are rotary (RoPE), so the same weights decode step by step with a KV cache: the network is an
 ``AutoregressiveNet`` for ``methods.autoregressive.decode`` — START_y is its prefix of length 1.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lit_genvision.nn.conditions import Condition, merge_encodings
 from lit_genvision.nn.transformer import KVCache, Transformer
 
 
@@ -34,6 +39,8 @@ class TokenTransformer(nn.Module):
         num_classes: K class start tokens (plus the null token K); None: only the null token.
         dropout: dropout inside the blocks.
         kernels: ``auto | torch | triton`` for attention.
+        conditions: conditions whose context tokens (width ``dim``) prefix the sequence, e.g. ``[ImageEmbedding(64,
+            tokens=4, vector=False, encoder=...)]``; their nulls train the unconditional prefix of guidance.
     """
 
     def __init__(
@@ -47,6 +54,7 @@ class TokenTransformer(nn.Module):
         num_classes: int | None = None,
         dropout: float = 0.0,
         kernels: str = "auto",
+        conditions: list[Condition] | None = None,
     ) -> None:
         super().__init__()
         if length % stages:
@@ -59,6 +67,13 @@ class TokenTransformer(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.02)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.context_dim = dim  # what a condition's tokens are projected to (``Condition.bind``)
+        self.conditions = nn.ModuleDict()
+        for condition in conditions or []:
+            if condition.channels or condition.name in self.conditions:
+                raise ValueError(f"a token prior takes one {condition.name} condition, as tokens; remove the other.")
+            condition.bind(self)
+            self.conditions[condition.name] = condition
 
     def start_ids(self, labels: Tensor | None, batch: int, device: torch.device) -> Tensor:
         """START_y (B, 1): the class token of each label (label K or None: the null token)."""
@@ -73,13 +88,19 @@ class TokenTransformer(nn.Module):
 
     def forward(self, codes: Tensor, cond: dict[str, Tensor] | None = None) -> Tensor:
         """Teacher forcing: logits (B, L, V) of every code c_i given START_y and c_<i."""
-        x = torch.cat([self.prefix_tokens(cond, len(codes), codes.device), self.embed_tokens(codes[:, :-1], 0)], dim=1)
-        return self.head(self.transformer(x))
+        prefix = self.prefix_tokens(cond, len(codes), codes.device)  # (B, P + 1, dim)
+        x = torch.cat([prefix, self.embed_tokens(codes[:, :-1], 0)], dim=1)
+        return self.head(self.transformer(x))[:, prefix.shape[1] - 1 :]  # (B, L, V): from START's output on
 
     def prefix_tokens(self, cond: dict[str, Tensor] | None, batch: int, device: torch.device) -> Tensor:
-        """The embedded START_y (B, 1, dim) of ``cond``'s labels (none, or an unconditional network: the null)."""
+        """The conditions' tokens (B, P, dim), then the embedded START_y (B, 1, dim) of ``cond``'s labels (none, or an
+        unconditional network: the null); a condition absent from ``cond`` gives its null tokens."""
         labels = (cond or {}).get("label") if self.num_classes else None
-        return self.embed(self.start_ids(labels, batch, device))
+        start = self.embed(self.start_ids(labels, batch, device))  # (B, 1, dim)
+        if not len(self.conditions):
+            return start
+        encoded = merge_encodings([c.encode(dict(cond or {}), batch, start) for c in self.conditions.values()])
+        return torch.cat([encoded["context"].to(start.dtype), start], dim=1)  # (B, P + 1, dim)
 
     def embed_tokens(self, tokens: Tensor, first: int) -> Tensor:
         """Embeddings (B, n, dim) of codes c_first … c_{first+n−1}: their stage's rows."""
