@@ -35,12 +35,14 @@ def check_conditioning_arguments(
 
 
 def conditions_of(net: nn.Module | None) -> list[Condition]:
-    """The conditions ``net`` reads: a ``ConditionedNet``'s, else a ``Label`` for ``num_classes`` and a
-    ``Vector`` for ``cond_dim`` (in that order: the order their training dropout is drawn)."""
+    """The conditions ``net`` reads: its ``conditions`` (a ``ConditionedNet``'s, a token prior's), else a ``Label``
+    for ``num_classes`` and a ``Vector`` for ``cond_dim`` (in that order: the order their training dropout is
+    drawn)."""
     if net is None:
         return []
-    if isinstance(getattr(net, "conditions", None), nn.ModuleDict):
-        return list(net.conditions.values())
+    given = getattr(net, "conditions", None)
+    if isinstance(given, nn.ModuleDict) and len(given):  # a ConditionedNet's, a token prior's prefix conditions
+        return list(given.values())
     out: list[Condition] = []
     if getattr(net, "num_classes", None):
         out.append(Label(net.num_classes))

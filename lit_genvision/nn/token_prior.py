@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lit_genvision.nn.conditions import Condition, merge_encodings
+from lit_genvision.nn.conditions import Condition, Label, merge_encodings
 from lit_genvision.nn.transformer import KVCache, Transformer
 
 
@@ -68,8 +68,11 @@ class TokenTransformer(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.context_dim = dim  # what a condition's tokens are projected to (``Condition.bind``)
-        self.conditions = nn.ModuleDict()
-        for condition in conditions or []:
+        self.conditions = nn.ModuleDict()  # empty without conditions: the model reads num_classes as a Label
+        given = list(conditions or [])
+        if given and num_classes:  # the label stays the START token, beside the prefix conditions
+            given.insert(0, Label(num_classes))
+        for condition in given:
             if condition.channels or condition.name in self.conditions:
                 raise ValueError(f"a token prior takes one {condition.name} condition, as tokens; remove the other.")
             condition.bind(self)
@@ -97,9 +100,10 @@ class TokenTransformer(nn.Module):
         unconditional network: the null); a condition absent from ``cond`` gives its null tokens."""
         labels = (cond or {}).get("label") if self.num_classes else None
         start = self.embed(self.start_ids(labels, batch, device))  # (B, 1, dim)
-        if not len(self.conditions):
+        prefix = [c for c in self.conditions.values() if not isinstance(c, Label)]
+        if not prefix:
             return start
-        encoded = merge_encodings([c.encode(dict(cond or {}), batch, start) for c in self.conditions.values()])
+        encoded = merge_encodings([c.encode(dict(cond or {}), batch, start) for c in prefix])
         return torch.cat([encoded["context"].to(start.dtype), start], dim=1)  # (B, P + 1, dim)
 
     def embed_tokens(self, tokens: Tensor, first: int) -> Tensor:

@@ -46,3 +46,20 @@ def test_without_conditions_the_state_dict_keys_are_the_earlier_token_priors():
     plain = TokenTransformer(vocab_size=7, length=5, dim=16, depth=1, heads=2)
     assert not any(k.startswith("conditions.") for k in plain.state_dict())
     assert plain.prefix_tokens(None, 2, torch.device("cpu")).shape == (2, 1, 16)
+
+
+def test_a_class_conditional_token_prior_keeps_its_label_beside_the_prefix_conditions():
+    from lit_genvision.models.conditional import conditions_of
+    from lit_genvision.nn.conditions import Label
+
+    plain = TokenTransformer(vocab_size=7, length=5, dim=16, depth=1, heads=2, num_classes=3)
+    assert [type(c) for c in conditions_of(plain)] == [Label]
+    both = TokenTransformer(
+        vocab_size=7, length=5, dim=16, depth=1, heads=2, num_classes=3, conditions=[ImageEmbedding(6, 2, False)]
+    )
+    assert [type(c) for c in conditions_of(both)] == [Label, ImageEmbedding]
+    e = torch.randn(2, 6)
+    one = both.prefix_tokens({"image_embedding": e, "label": torch.tensor([0, 1])}, 2, torch.device("cpu"))
+    two = both.prefix_tokens({"image_embedding": e, "label": torch.tensor([2, 1])}, 2, torch.device("cpu"))
+    assert one.shape == (2, 3, 16)
+    assert not torch.equal(one[0, -1], two[0, -1]) and torch.equal(one[1], two[1])
