@@ -173,8 +173,8 @@ class UnCLIPModel(ConditionalModel):
         return F.normalize(self.clip.encode_image(images.to(self.device)), dim=-1)
 
     def check_invertible(self, what: str) -> None:
-        """Refuse ``what`` (variations, text diffs) in one sentence unless the decoder is a diffusion model."""
-        if not isinstance(self.decoder, DenoisingModel) or self.decoder.family != "diffusion":
+        """Refuse ``what`` (variations, text diffs) in one sentence unless the decoder inverts images to noise."""
+        if not callable(getattr(self.decoder, "invert", None)):  # a flow decoder's method refuses in its own words
             raise ValueError(
                 f"{what} invert the image through a diffusion decoder, and this pipeline's decoder is a "
                 f"{self.decoder.family} model; compose one with configs/unclip/digits_decoder.yaml."
