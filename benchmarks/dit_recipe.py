@@ -83,6 +83,11 @@ COMBINED: dict[str, list[str]] = {
     "cond-skips-exact-lr2e-3": [
         *("net.cond_init unit net.long_skips true net.mlp gelu_exact optimizer.lr 2e-3".split()),
     ],
+    "recipe-cosine": [  # the recipe with the learning rate decayed to 0 at step 1,000 (held at 0 after)
+        *("net.cond_init unit net.long_skips true net.mlp gelu_exact optimizer.lr 2e-3".split()),
+        *("scheduler.class_path lit_genvision.models.WarmupCosine scheduler.init_args.warmup_steps 100".split()),
+        *("scheduler.init_args.total_steps 1000".split()),
+    ],
     "cond-skips-exact-lr2e-3-b64": [
         *("net.cond_init unit net.long_skips true net.mlp gelu_exact optimizer.lr 2e-3 data.batch_size 64".split()),
     ],
@@ -91,12 +96,14 @@ TEXT_KEY = "--model.init_args.net.init_args.text_encoder.init_args.checkpoint"
 
 
 def expand(overrides: list[str], net: str) -> list[str]:
-    """``net.X v`` → ``--model.init_args.<net>X v``; ``method.X`` / ``optimizer.X`` → their init_args; ``model.X``
-    the model's own (``guidance_scale``), ``data.X`` the data module's (``batch_size``)."""
+    """``net.X v`` → ``--model.init_args.<net>X v``; ``method.X`` / ``optimizer.X`` → their init_args;
+    ``scheduler.X`` the lr scheduler's entry (``class_path``, ``init_args.total_steps``); ``model.X`` the model's own
+    (``guidance_scale``), ``data.X`` the data module's (``batch_size``)."""
     prefixes = {
         "net.": "--model.init_args." + net,
         "method.": "--model.init_args.method.init_args.",
         "optimizer.": "--model.init_args.optimizer.init_args.",
+        "scheduler.": "--model.init_args.lr_scheduler.",
         "model.": "--model.init_args.",
         "data.": "--data.init_args.",
     }

@@ -13,7 +13,7 @@ from lit_genvision.models.diffusion import DiffusionModel
 from lit_genvision.models.first_stage import FirstStage
 from lit_genvision.models.flow_matching import FlowMatchingModel, ODESampler
 from lit_genvision.models.gan import GANModel
-from lit_genvision.models.optim import LinearWarmup
+from lit_genvision.models.optim import LinearWarmup, WarmupCosine
 from lit_genvision.models.pretrained import freeze, load_model, load_pretrained, record_pretrained
 from lit_genvision.models.progan import ProGANModel
 from lit_genvision.models.stylegan import StyleGANModel
@@ -34,6 +34,7 @@ __all__ = [
     "ConditionalModel",
     "DenoisingModel",
     "LinearWarmup",
+    "WarmupCosine",
     "DiffusionModel",
     "FirstStage",
     "FlowMatchingModel",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -40,6 +41,32 @@ class LinearWarmup(torch.optim.lr_scheduler.LambdaLR):
         check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
         self.warmup_steps = warmup_steps
         super().__init__(optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0)
+
+
+class WarmupCosine(torch.optim.lr_scheduler.LambdaLR):
+    """A linear warm-up over ``warmup_steps``, then a cosine decay to ``final`` × the peak at ``total_steps`` (SGDR's
+    half cycle, Loshchilov & Hutter 2017; open_clip's and DiT-recipe schedules), held there after:
+
+        η_k = η·(k + 1)/W                                             for k < W
+        η_k = η·(f + (1 − f)·½(1 + cos(π·min(1, (k − W)/(T − W)))))   otherwise
+
+    stepped every optimiser step (``lr_scheduler: {class_path: lit_genvision.models.WarmupCosine, init_args:
+    {warmup_steps: 100, total_steps: 1000}}``)."""
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, final: float = 0.0
+    ) -> None:
+        check_int("warmup_steps", warmup_steps, low=0, hint="pass 0 for no warm-up")
+        check_int("total_steps", total_steps, low=warmup_steps + 1, hint="pass the run's max_steps")
+        check_float("final", final, low=0, high=1, hint="it is the last learning rate as a share of the peak")
+        self.warmup_steps, self.total_steps, self.final = warmup_steps, total_steps, final
+        super().__init__(optimizer, self.factor)
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def check_injected(optimizer: Callable | None, lr_scheduler: Callable | None) -> None:
