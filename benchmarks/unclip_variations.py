@@ -11,7 +11,7 @@ decoder's guidance) of every test digit, K each, read by the digits classifier:
   variations beside the real test digits themselves;
 - diversity: the mean pairwise L2 distance among the K variations of one input;
 - reconstruction: the mean squared error (pixels in [-1, 1]) of η = 0 at s = 1 from the inverted noise.
-Interpolation (§3.2): every pair of a test "1" and a test "7" (the first 20 of each), 8 images along the slerp; the
+Interpolation (§3.2): every pair of a test "1" and a test "7" (the first 10 of each), 8 images along the slerp; the
 share of rows whose classifier decision goes from 1 at the start to 7 at the end, and P(7) along the row. Text diffs
 (§3.3): every test "1" moved toward "a photo of the numeral 7" from "a photo of the numeral 1", θ = 0 … 0.5; the
 share read as a 7 at each θ.
@@ -89,7 +89,7 @@ def main() -> None:
     out["reconstruction_mse_eta0_s1"] = float((same - test).square().mean())
     print(json.dumps(out, indent=1))
 
-    ones, sevens = test[labels == 1][:20], test[labels == 7][:20]
+    ones, sevens = test[labels == 1][:10], test[labels == 7][:10]
     flips, p7 = 0, []
     for i, a in enumerate(ones):
         for j, b in enumerate(sevens):

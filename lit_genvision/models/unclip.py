@@ -12,7 +12,6 @@ from torch import Tensor, nn
 from lit_genvision.methods.diffusion import randn_like
 from lit_genvision.methods.interpolation import interpolate_noise, slerp
 from lit_genvision.methods.rerank import best_of
-from lit_genvision.methods.samplers import DDIMSampler
 from lit_genvision.methods.sampling import SampleOptions
 from lit_genvision.models.clip import CLIPModel
 from lit_genvision.models.clip_space import CLIPImageSpace
@@ -180,11 +179,6 @@ class UnCLIPModel(ConditionalModel):
                 f"{self.decoder.family} model; compose one with configs/unclip/digits_decoder.yaml."
             )
 
-    def unclipped_ddim(self, steps: int | None, eta: float) -> DDIMSampler:
-        """DDIM with η at the decoder's steps, x̂_0 not clipped: the exact inverse of the DDIM inversion, so that a
-        walk from an image's inverted x_T at η = 0 comes back to the image."""
-        return DDIMSampler(steps=steps or self.decoder.method.sampler.steps, eta=eta, clip_denoised=False)
-
     @torch.no_grad()
     def variations(
         self, images: Tensor, num: int, *, eta: float = 1.0, steps: int | None = None, guidance: float | None = None,
@@ -198,8 +192,9 @@ class UnCLIPModel(ConditionalModel):
         self.check_invertible("variations")
         e = self.embed_images(images)
         x_t = self.decoder.invert(images, cond={"image_embedding": e}, steps=steps)
-        sampler = self.unclipped_ddim(steps, eta)
-        options = SampleOptions(noise=x_t.repeat_interleave(num, 0), sampler=sampler, guidance=guidance)
+        # DDIM as the decoder samples (x̂_0 clipped in pixel space): the first step from the inverted x_T divides by
+        # √ᾱ_T (≈ 1e-3 or less) and only the clip keeps that from amplifying the network's error
+        options = SampleOptions(noise=x_t.repeat_interleave(num, 0), sampler="ddim", eta=eta, guidance=guidance)
         cond = {"image_embedding": e.repeat_interleave(num, 0)}
         return self.decoder.sample(len(e) * num, cond=cond, steps=steps, generator=generator, options=options)
 
@@ -229,8 +224,7 @@ class UnCLIPModel(ConditionalModel):
         e = self.embed_images(image[:1])
         x_t = self.decoder.invert(image[:1], cond={"image_embedding": e}, steps=steps)
         rows = torch.cat([slerp(e, z_d, float(theta)) for theta in thetas])  # (n, D)
-        options = SampleOptions(noise=x_t.expand(len(rows), *x_t.shape[1:]), sampler=self.unclipped_ddim(steps, 0.0),
-                                guidance=guidance)  # fmt: skip
+        options = SampleOptions(noise=x_t.expand(len(rows), *x_t.shape[1:]), deterministic=True, guidance=guidance)
         return self.decoder.sample(len(rows), cond={"image_embedding": rows}, steps=steps, options=options)
 
 
