@@ -66,7 +66,8 @@ class UnCLIPModel(ConditionalModel):
     Args:
         clip: path of the CLIP checkpoint.
         prior: path of the prior checkpoint (a ``DenoisingModel`` in that CLIP's image-embedding space).
-        decoder: path of the decoder checkpoint (a ``DenoisingModel`` reading an ``image_embedding``).
+        decoder: path of the decoder checkpoint: a ``DenoisingModel`` or a ``TokenPriorModel`` reading an
+            ``image_embedding`` (``configs/unclip/digits_decoder.yaml``, ``digits_token_decoder.yaml``).
         candidates: K, the prior's draws per prompt (the paper's 2).
         prior_guidance: the prior's guidance scale (None: its own).
         prior_steps: the prior sampler's steps (None: its own).
@@ -121,7 +122,7 @@ class UnCLIPModel(ConditionalModel):
         return self.prior.net
 
     def sampling_protocol(self, steps: int | None = None, options: SampleOptions | None = None) -> tuple[str, int]:
-        """ "prior <its sampler> best-of-K → decoder <its sampler>", and the network passes per image."""
+        """The protocol ``prior <its sampler> best-of-K → decoder <its sampler>`` and the network passes per image."""
         prior_name, prior_nfe = self.prior.sampling_protocol(
             self.prior_steps, SampleOptions(guidance=self.prior_guidance)
         )
