@@ -5,6 +5,7 @@ embedding derived from its batch and dropped at the configured rate."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,8 +49,14 @@ def parts(tmp_path_factory, clip_ckpt) -> dict[str, str]:
     return {"clip": str(clip_ckpt), "prior": prior, "decoder": decoder}
 
 
-def test_the_pipeline_checkpoint_holds_references_not_weights_and_samples_text_reproducibly(parts, tmp_path):
-    out = save(compose(**parts, prior_steps=4), tmp_path / "pipe.ckpt")
+@pytest.fixture(scope="module")
+def pipe(parts, tmp_path_factory) -> Path:
+    """The pipeline of ``parts`` (the prior at 4 steps), written once for the module."""
+    return save(compose(**parts, prior_steps=4), tmp_path_factory.mktemp("pipe") / "pipe.ckpt")
+
+
+def test_the_pipeline_checkpoint_holds_references_not_weights_and_samples_text_reproducibly(pipe):
+    out = pipe
     saved = torch.load(out, weights_only=True)
     assert saved["state_dict"] == {}
     assert set(saved["hyper_parameters"]["_pretrained"]) == {"clip", "prior", "decoder"}
@@ -64,8 +71,7 @@ def test_the_pipeline_checkpoint_holds_references_not_weights_and_samples_text_r
     assert name.startswith("prior ddim") and "best-of-2 → decoder ddim" in name and nfe == 2 * 4 + 2 * 50
 
 
-def test_the_sample_command_draws_a_prompt_through_the_pipeline(parts, tmp_path):
-    pipe = save(compose(**parts, prior_steps=4), tmp_path / "pipe.ckpt")
+def test_the_sample_command_draws_a_prompt_through_the_pipeline(pipe, tmp_path):
     png = tmp_path / "seven.png"
     assert main(["sample", "--ckpt", str(pipe), "--prompt", "a photo of a 7", "--num", "2", "--steps", "2",
                  "--out", str(png)]) == 0  # fmt: skip
@@ -116,12 +122,12 @@ def test_the_decoder_derives_the_clip_embedding_of_its_images_and_drops_it_at_th
 
 
 def test_variations_theta_0_text_diffs_and_interpolation_decode_the_inverted_noise_under_the_right_embedding(
-    parts, tmp_path
+    pipe,
 ):
     """Variations at η = 0 and s = 1 and a text diff at θ = 0 both decode the image's DDIM inversion under its own
     embedding: the same images by two paths; η = 1 redraws them. (That the decode gives the image back needs a
     trained decoder: tests/methods/test_inversion.py with an exact ε, benchmarks/unclip.py with the digits one.)"""
-    model = load_model(save(compose(**parts, prior_steps=4), tmp_path / "pipe.ckpt"), generative=True)
+    model = load_model(pipe, generative=True)
     images = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     same = model.variations(images, 1, eta=0.0, guidance=1.0, steps=4)
     assert same.shape == (2, 1, 16, 16)
@@ -147,10 +153,9 @@ def model_noise(model, n: int) -> torch.Tensor:
     return noise.expand(n, *noise.shape[1:])
 
 
-def test_the_variations_command_writes_num_variations_per_image_and_refuses_other_models(parts, tmp_path):
+def test_the_variations_command_writes_num_variations_per_image_and_refuses_other_models(parts, pipe, tmp_path):
     import numpy as np
 
-    pipe = save(compose(**parts), tmp_path / "pipe.ckpt")
     images = (np.random.default_rng(0).random((2, 16, 16, 1)) * 255).astype(np.uint8)
     np.savez(tmp_path / "in.npz", images)
     out = tmp_path / "var.npz"
