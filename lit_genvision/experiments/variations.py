@@ -30,7 +30,8 @@ from lit_genvision.experiments.npz import read_images
 from lit_genvision.metrics.generation import batch_generator
 from lit_genvision.models.unclip import UnCLIPModel
 
-FLAGS = ("steps", "guidance", "seed", "device")
+#: The shared flags it takes; --eta is DDIM's η of the variations (1 when not given; 0 with --guidance 1 reconstructs).
+FLAGS = ("steps", "eta", "guidance", "seed", "device")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, help=".npz with arr_0 uint8 N×H×W×C")
     p.add_argument("--out", required=True, help=".npz (uint8 N×H×W×C) or .png grid to write")
     p.add_argument("--num", type=int, default=4, help="variations per image, or images along the interpolation")
-    p.add_argument("--eta", type=float, default=1.0, help="DDIM's η for variations (0 with --guidance 1 reconstructs)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--interpolate", metavar="B.npz", help="interpolate from the first image to this file's first")
     how.add_argument("--text-diff", nargs=2, metavar=("FROM", "TO"), help="move the first image from text FROM to TO")
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> Path:
         made = model.text_diff(images, *args.text_diff, thetas, steps=args.steps, guidance=args.guidance)
         nrow = args.num
     else:
-        made = model.variations(images, args.num, eta=args.eta, steps=args.steps, guidance=args.guidance, generator=g)
+        eta = 1.0 if args.eta is None else args.eta  # the paper's variations: η > 0
+        made = model.variations(images, args.num, eta=eta, steps=args.steps, guidance=args.guidance, generator=g)
         nrow = args.num
     made = made.cpu()
     if out.suffix.lower() == ".npz":
