@@ -19,8 +19,7 @@ from lightning.pytorch.cli import instantiate_module
 
 from lit_genvision.checkpoint_io import atomic_save
 from lit_genvision.checks import check_writable
-from lit_genvision.models.base import CHECKPOINT_KEY, qualified_name
-from lit_genvision.models.pretrained import read_checkpoint
+from lit_genvision.models.base import qualified_name
 from lit_genvision.models.unclip import UnCLIPModel
 
 
@@ -53,9 +52,8 @@ def compose(
 
 
 def save(model: UnCLIPModel, out: str | Path) -> Path:
-    """Write ``model`` as a checkpoint ``load_model`` reads: its config and part records, and no part's weights;
-    the data config is the prior's run's (the captioned images whose test split ``evaluate`` scores against)."""
-    model.data_config = read_checkpoint(model.hparams["prior"])[CHECKPOINT_KEY].get("data")
+    """Write ``model`` as a checkpoint ``load_model`` reads: its config, part records and data config (the prior's
+    run's), and no part's weights."""
     hparams = {"_class_path": qualified_name(type(model)), **model.hparams}
     hparams.pop("_instantiator", None)
     checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": hparams, "global_step": 0}
@@ -73,5 +71,5 @@ def run(args: argparse.Namespace) -> Path:
     )
     out = save(model, args.out)
     size = out.stat().st_size
-    print(f"Wrote the unclip pipeline ({CHECKPOINT_KEY} family {model.family}, {size / 1024:.0f} KiB) to {out}")
+    print(f"Wrote the {model.family} pipeline ({size / 1024:.0f} KiB: the parts by reference, no weights) to {out}")
     return out

@@ -70,20 +70,17 @@ def run(args: argparse.Namespace) -> Path:
     if args.interpolate:
         b = _tensor(read_images(args.interpolate, "--interpolate", tuple(model.image_shape)), model.device)
         made = model.interpolate_images(images, b, args.num, steps=args.steps, guidance=args.guidance, generator=g)
-        nrow = args.num
     elif args.text_diff:
         thetas = np.linspace(0, args.max_theta, args.num).tolist()
         made = model.text_diff(images, *args.text_diff, thetas, steps=args.steps, guidance=args.guidance)
-        nrow = args.num
     else:
         eta = 1.0 if args.eta is None else args.eta  # the paper's variations: η > 0
         made = model.variations(images, args.num, eta=eta, steps=args.steps, guidance=args.guidance, generator=g)
-        nrow = args.num
     made = made.cpu()
     if out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, to_uint8(made).permute(0, 2, 3, 1).numpy())
     else:
-        save_images(upscale_for_view(made), out, nrow=nrow)
+        save_images(upscale_for_view(made), out, nrow=args.num)  # a row per input, or the one row
     print(f"Wrote {len(made)} images to {out}")
     return out

@@ -40,9 +40,8 @@ def conditions_of(net: nn.Module | None) -> list[Condition]:
     drawn)."""
     if net is None:
         return []
-    given = getattr(net, "conditions", None)
-    if isinstance(given, nn.ModuleDict) and len(given):  # a ConditionedNet's, a token prior's prefix conditions
-        return list(given.values())
+    if isinstance(getattr(net, "conditions", None), nn.ModuleDict):
+        return list(net.conditions.values())
     out: list[Condition] = []
     if getattr(net, "num_classes", None):
         out.append(Label(net.num_classes))

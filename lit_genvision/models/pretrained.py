@@ -162,6 +162,7 @@ def _build(ckpt: dict[str, Any], path: str | Path, *, use_ema: bool, generative:
     finally:
         _REBUILDING.reset(token)
     model.on_load_checkpoint(ckpt)
+    model.data_config = info.get("data")  # the run's data, as fit set it: evaluate and an owner read it
     model.load_state_dict(ckpt["state_dict"])
     ema = (ckpt.get("callbacks") or {}).get(EMA_KEY)
     if use_ema and ema is not None:

@@ -113,6 +113,7 @@ class UnCLIPModel(ConditionalModel):
         self.class_prompts = list(class_prompts or prior_model.class_prompts or DEFAULT_PROMPTS)
         #: What ``sample`` takes: the decoder's sampling options (the prior's are fixed by the composition).
         self.accepts = frozenset(decoder_model.accepts) & PIPELINE_OPTIONS
+        self.data_config = prior_model.data_config  # the captioned images the pipeline is scored against
         self.image_shape = tuple(decoder_model.image_shape)
         self._sample_shape = tuple(decoder_model.sample_shape)
 

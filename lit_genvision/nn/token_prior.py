@@ -9,12 +9,13 @@ codes of a position depth-first (coarse to fine) before the next position, so th
 and the network models p(c_i | START_y, c_<i) with one softmax over the V codes of the stage that
 position i belongs to (stage i mod N, each stage with its own input embedding). START_y is the class
 token y ∈ {0 … K−1}, or the null token K of an unconditional model (or a dropped label).
-
-With ``conditions`` (``nn.conditions``: DALL-E 2's CLIP image embedding as ``ImageEmbedding(tokens=P)``), their
-context tokens come before START: s = [τ_1 … τ_P, START_∅, c_0, …], the lecture's transformer decoder that
-"predicts patches of the image at each step" conditioned on a prefix of the projected embedding (unCLIP, §2.1).
 Positions are rotary (RoPE), so the same weights decode step by step with a KV cache: the network is an
 ``AutoregressiveNet`` for ``methods.autoregressive.decode`` — START_y is its prefix of length 1.
+
+With ``conditions`` (``nn.conditions``: DALL-E 2's CLIP image embedding as ``ImageEmbedding(tokens=P)``), their
+context tokens come before START: s = [τ_1 … τ_P, START_y, c_0, …], the prefix grows to P + 1 — the lecture's
+transformer decoder that "predicts patches of the image at each step" conditioned on a prefix of the projected
+embedding (unCLIP, §2.1).
 """
 
 from __future__ import annotations
@@ -68,11 +69,10 @@ class TokenTransformer(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.context_dim = dim  # what a condition's tokens are projected to (``Condition.bind``)
-        self.conditions = nn.ModuleDict()  # empty without conditions: the model reads num_classes as a Label
-        given = list(conditions or [])
-        if given and num_classes:  # the label stays the START token, beside the prefix conditions
-            given.insert(0, Label(num_classes))
-        for condition in given:
+        # What the model reads (``ConditionalModel.conditions``), as a ConditionedNet's: the label first (it stays
+        # the START token), then the prefix conditions. A Label holds no weights: the state dict is unchanged.
+        self.conditions = nn.ModuleDict()
+        for condition in ([Label(num_classes)] if num_classes else []) + list(conditions or []):
             if condition.channels or condition.name in self.conditions:
                 raise ValueError(f"a token prior takes one {condition.name} condition, as tokens; remove the other.")
             condition.bind(self)
