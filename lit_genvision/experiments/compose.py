@@ -37,16 +37,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="feed the decoder the prior's image embedding (default) or the text embedding itself (the paper's "
         "baseline for the importance of the prior)",
     )  # fmt: skip
+    p.add_argument(
+        "--noise-level", type=int, default=0,
+        help="noise-augment the embedding to this level before decoding (Stable unCLIP; a decoder trained with "
+        "noise_levels; default 0: clean)",
+    )  # fmt: skip
 
 
 def compose(
     clip: str, prior: str, decoder: str, candidates: int = 2, prior_guidance: float | None = None,
-    prior_steps: int | None = None, embedding: str = "prior",
+    prior_steps: int | None = None, embedding: str = "prior", noise_level: int = 0,
 ) -> UnCLIPModel:  # fmt: skip
     """The pipeline model, built as a checkpoint rebuilds it (its config saved with its class path)."""
     config = {
         "_class_path": qualified_name(UnCLIPModel), "clip": str(clip), "prior": str(prior), "decoder": str(decoder),
         "candidates": candidates, "prior_guidance": prior_guidance, "prior_steps": prior_steps, "embedding": embedding,
+        "noise_level": noise_level,
     }  # fmt: skip
     return instantiate_module(UnCLIPModel, config)
 
@@ -67,7 +73,14 @@ def run(args: argparse.Namespace) -> Path:
         raise ValueError(f"--out must end in .ckpt, got {Path(args.out).name!r}.")
     check_writable(args.out, "--out")
     model = compose(
-        args.clip, args.prior, args.decoder, args.candidates, args.prior_guidance, args.prior_steps, args.embedding
+        args.clip,
+        args.prior,
+        args.decoder,
+        args.candidates,
+        args.prior_guidance,
+        args.prior_steps,
+        args.embedding,
+        args.noise_level,
     )
     out = save(model, args.out)
     size = out.stat().st_size

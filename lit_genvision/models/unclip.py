@@ -75,6 +75,9 @@ class UnCLIPModel(ConditionalModel):
             digits' "a handwritten k").
         embedding: what the decoder is fed: ``prior`` (its image embedding of the prompt) or ``text`` (the
             prompt's CLIP text embedding itself: the paper's "importance of the prior" baseline, §5.1).
+        noise_level: the level the embedding is noise-augmented to before decoding (Stable unCLIP's
+            ``noise_level``; 0: clean), in ``sample`` and ``variations``; needs a decoder trained with
+            ``ImageEmbedding(noise_levels=…)``. Higher levels keep less of the embedding and vary more.
     """
 
     family = "unclip"
@@ -90,6 +93,7 @@ class UnCLIPModel(ConditionalModel):
         prior_steps: int | None = None,
         class_prompts: list[str] | None = None,
         embedding: str = "prior",
+        noise_level: int = 0,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -103,7 +107,13 @@ class UnCLIPModel(ConditionalModel):
         decoder_model, decoder_info = load_part(decoder, "decoder", DECODERS, DECODER_HINT, embed=False)
         dim = clip_model.net.embed_dim
         check_prior(prior_model, prior, dim, clip_info["sha256"])
-        check_decoder(decoder_model, decoder, dim)
+        levels = check_decoder(decoder_model, decoder, dim).noise_levels
+        if noise_level and not 0 < noise_level < levels:
+            raise ValueError(
+                f"noise_level {noise_level} is not one of the decoder's noise-augmentation levels (it was trained "
+                f"with noise_levels: {levels}); pass 0, or a decoder trained with more."
+            )
+        self.noise_level = noise_level
         for name, info in (("clip", clip_info), ("prior", prior_info), ("decoder", decoder_info)):
             record_pretrained(self, name, info)
         self.clip = by_reference(clip_model.net)  # the network is what the pipeline holds of the CLIP
@@ -128,6 +138,8 @@ class UnCLIPModel(ConditionalModel):
             self.prior_steps, SampleOptions(guidance=self.prior_guidance)
         )
         name, nfe = self.decoder.sampling_protocol(steps, options)
+        if self.noise_level:
+            name = f"{name} noise level {self.noise_level}"
         if self.embedding == "text":
             return f"text embedding → decoder {name}", nfe
         return f"prior {prior_name} best-of-{self.candidates} → decoder {name}", self.candidates * prior_nfe + nfe
@@ -154,19 +166,28 @@ class UnCLIPModel(ConditionalModel):
         options: SampleOptions | None = None,
     ) -> Tensor:
         """Text → embedding → image: (num, *image_shape) in [-1, 1]. ``cond`` holds ``text`` (num prompts; the
-        class prompts when absent) or ``image_embedding`` (num, D) unit-norm embeddings to decode."""
+        class prompts when absent) or ``image_embedding`` (num, D) unit-norm embeddings to decode (with ``text``
+        too for a decoder that reads the caption; without it, that decoder's caption is the null "")."""
         options = self.checked(options, steps=steps)
         cond = dict(cond or {})
-        e = cond.get("image_embedding")
+        e, prompts = cond.get("image_embedding"), cond.get("text")
         if e is None:
             asked = {k: cond[k] for k in ("text", "label") if k in cond}  # a label asks for its class prompt
             prompts = self.sample_cond(num, asked or None)["text"]
             e = self.image_embeddings(list(prompts), generator)
         if len(e) != num:
             raise ValueError(f"cond['image_embedding'] must hold {num} embeddings, one per sample; got {len(e)}.")
-        return self.decoder.sample(
-            num, cond={"image_embedding": e.to(self.device)}, steps=steps, generator=generator, options=options
-        )
+        decoder_cond = self.decoder_cond(e.to(self.device), generator)
+        if prompts is not None and "text" in self.decoder.conditioning.batch_keys:  # GLIDE's caption, beside e
+            decoder_cond["text"] = list(prompts)
+        return self.decoder.sample(num, cond=decoder_cond, steps=steps, generator=generator, options=options)
+
+    def decoder_cond(self, e: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The decoder's condition of embeddings e (B, D): e itself, or noise-augmented to ``noise_level``."""
+        if not self.noise_level:
+            return {"image_embedding": e}
+        condition = next(c for c in self.decoder.conditions if isinstance(c, ImageEmbedding))
+        return condition.augment(e, self.noise_level, generator)
 
     @torch.no_grad()
     def embed_images(self, images: Tensor) -> Tensor:
@@ -197,7 +218,7 @@ class UnCLIPModel(ConditionalModel):
         # DDIM as the decoder samples (x̂_0 clipped in pixel space): the first step from the inverted x_T divides by
         # √ᾱ_T (≈ 1e-3 or less) and only the clip keeps that from amplifying the network's error
         options = SampleOptions(noise=x_t.repeat_interleave(num, 0), sampler="ddim", eta=eta, guidance=guidance)
-        cond = {"image_embedding": e.repeat_interleave(num, 0)}
+        cond = self.decoder_cond(e.repeat_interleave(num, 0), generator)
         return self.decoder.sample(len(e) * num, cond=cond, steps=steps, generator=generator, options=options)
 
     @torch.no_grad()
@@ -242,8 +263,9 @@ def check_prior(prior: DenoisingModel, path: str, dim: int, clip_sha256: str) ->
         raise ValueError(f"{path} was trained on another CLIP checkpoint than the one given; pass that prior's CLIP.")
 
 
-def check_decoder(decoder: DenoisingModel, path: str, dim: int) -> None:
-    """Refuse a decoder that reads no CLIP image embedding of width ``dim``, in one sentence."""
+def check_decoder(decoder: DenoisingModel, path: str, dim: int) -> ImageEmbedding:
+    """The decoder's image-embedding condition; a decoder that reads no CLIP image embedding of width ``dim`` is
+    refused in one sentence."""
     found = [c for c in decoder.conditions if isinstance(c, ImageEmbedding)]
     if not found:
         raise ValueError(f"{path} is not conditioned on a CLIP image embedding; {DECODER_HINT}")
@@ -252,6 +274,7 @@ def check_decoder(decoder: DenoisingModel, path: str, dim: int) -> None:
             f"{path} reads {found[0].dim}-wide image embeddings and the CLIP's are {dim}-wide; pass a decoder "
             "trained on this CLIP."
         )
+    return found[0]
 
 
 #: What the decoder can be fed: the prior's image embedding, or the text embedding itself (the baseline).

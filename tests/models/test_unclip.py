@@ -24,15 +24,19 @@ CLIP_KEYS = {
         "--model.init_args.space.init_args.checkpoint",
     ),
     "digits_decoder.yaml": ("--model.init_args.net.init_args.conditions.init_args.encoder.init_args.checkpoint",),
+    "digits_decoder_caption.yaml": (
+        "--model.init_args.net.init_args.conditions.init_args.encoder.init_args.checkpoint",
+        "--model.init_args.net.init_args.text_encoder.init_args.checkpoint",
+    ),
 }
 
 
-def fit_part(root, name: str, clip_ckpt) -> str:
+def fit_part(root, name: str, clip_ckpt, *overrides: str) -> str:
     """Two training steps of configs/unclip/<name> on ``clip_ckpt``, at a tiny width."""
-    args = ["fit", "--config", str(ROOT / "configs" / "unclip" / name), "--trainer.max_steps", "2"]
+    args = ["fit", "--config", str(ROOT / "configs" / "unclip" / name), "--trainer.max_steps", "2", *overrides]
     for key in CLIP_KEYS[name]:
         args += [key, str(clip_ckpt)]
-    if name == "digits_decoder.yaml":
+    if name.startswith("digits_decoder"):
         args += ["--model.init_args.net.init_args.backbone.init_args.channels", "8"]
     else:
         args += ["--model.init_args.net.init_args.backbone.init_args.width", "16"]
@@ -102,6 +106,49 @@ def test_parts_that_do_not_fit_are_refused_in_one_sentence(parts, tmp_path):
         compose(**{**parts, "clip": str(other)})
     with pytest.raises(ValueError, match="at least 1"):
         compose(**parts, candidates=0)
+
+
+def test_a_noise_augmented_decoder_decodes_the_embedding_at_the_composed_level_and_other_levels_are_refused(
+    parts, tmp_path, clip_ckpt
+):
+    """Stable unCLIP's noise augmentation through the pipeline: the level is the composition's, recorded in the
+    protocol; a seed gives the same samples and another level other samples; a level the decoder was not trained
+    with is refused in one sentence."""
+    key = "--model.init_args.net.init_args.conditions.init_args.noise_levels"
+    decoder = fit_part(tmp_path / "noised", "digits_decoder.yaml", clip_ckpt, key, "1000")
+    noised = {**parts, "decoder": decoder, "prior_steps": 2}
+    e = torch.nn.functional.normalize(torch.randn(2, 64, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+    def draw(model) -> torch.Tensor:
+        return model.sample(2, cond={"image_embedding": e}, steps=2, generator=torch.Generator().manual_seed(5))
+
+    at_300 = compose(**noised, noise_level=300)
+    assert torch.equal(draw(at_300), draw(at_300)) and not torch.equal(draw(at_300), draw(compose(**noised)))
+    assert "noise level 300" in at_300.sampling_protocol()[0]
+    with pytest.raises(ValueError, match="trained with noise_levels: 1000"):
+        compose(**noised, noise_level=1000)
+    with pytest.raises(ValueError, match="trained with noise_levels: 0"):
+        compose(**parts, noise_level=10)
+
+
+def test_a_decoder_that_reads_the_caption_gets_the_prompt_beside_the_prior_embedding(parts, tmp_path, clip_ckpt):
+    decoder = fit_part(tmp_path / "caption", "digits_decoder_caption.yaml", clip_ckpt)
+    model = compose(**{**parts, "decoder": decoder, "prior_steps": 2})
+    assert model.decoder.dropout_of("text") == 0.5 and model.decoder.dropout_of("image_embedding") == 0.1
+    seen = []
+    decode = model.decoder.sample
+    model.decoder.sample = lambda num, cond, **kw: seen.append(cond) or decode(num, cond=cond, **kw)
+    prompts = ["a 3", "seven"]
+    model.sample(2, cond={"text": prompts}, steps=2, generator=torch.Generator().manual_seed(0))
+    assert seen[-1]["text"] == prompts and seen[-1]["image_embedding"].shape == (2, 64)
+    e = seen[-1]["image_embedding"]
+    torch.manual_seed(0)
+    for w in model.decoder.net.backbone.parameters():  # two steps leave the zero-initialised outputs near zero
+        torch.nn.init.normal_(w, std=0.2)
+    with_caption = model.sample(2, cond={"image_embedding": e, "text": prompts}, steps=2,
+                                generator=torch.Generator().manual_seed(1))  # fmt: skip
+    null_caption = model.sample(2, cond={"image_embedding": e}, steps=2, generator=torch.Generator().manual_seed(1))
+    assert "text" not in seen[-1] and not torch.equal(with_caption, null_caption)
 
 
 def test_the_decoder_derives_the_clip_embedding_of_its_images_and_drops_it_at_the_configured_rate(parts):
