@@ -158,12 +158,12 @@ def kill_after(step: int):
     return KillAfter()
 
 
-def one_step_checkpoint(root: Path, family: str, name: str) -> Path:
-    """The checkpoint of one training step of configs/<family>/<name>, for the configs built on one
-    (a CLIP, a tokenizer, a first stage)."""
+def one_step_checkpoint(root: Path, family: str, name: str, *overrides: str) -> Path:
+    """The checkpoint of one training step of configs/<family>/<name> (with ``overrides``), for the configs built on
+    one (a CLIP, a tokenizer, a first stage)."""
     from lit_genvision.cli import main
 
-    args = ["--config", str(ROOT / "configs" / family / name), "--trainer.max_steps", "1"]
+    args = ["--config", str(ROOT / "configs" / family / name), "--trainer.max_steps", "1", *overrides]
     args += ["--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "1"]
     args += ["--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root)]
     assert main(["fit", *args]) == 0
@@ -174,6 +174,16 @@ def one_step_checkpoint(root: Path, family: str, name: str) -> Path:
 def clip_ckpt(tmp_path_factory) -> Path:
     """One training step of the digits CLIP: what the captioner and the text-conditioned configs read."""
     return one_step_checkpoint(tmp_path_factory.mktemp("clip"), "clip", "digits.yaml")
+
+
+@pytest.fixture(scope="session")
+def wide_clip_ckpt(tmp_path_factory) -> Path:
+    """One training step of the digits CLIP at the LAION CLIP's widths (512-wide embeddings and text tokens): what
+    the LAION unCLIP configs are built on in tests (configs/clip/laion.yaml's ViT-B/32 cannot train on a CPU)."""
+    tower = "--model.init_args.net.init_args"
+    wide = [f"{tower}.image_tower.init_args.embed_dim", "512", f"{tower}.text_tower.init_args.embed_dim", "512"]
+    wide += [f"{tower}.text_tower.init_args.dim", "512"]
+    return one_step_checkpoint(tmp_path_factory.mktemp("wide_clip"), "clip", "digits.yaml", *wide)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_genvision.models.clip import CLIPModel
@@ -14,7 +15,9 @@ from lit_genvision.models.pretrained import by_reference, load_part
 
 
 class CLIPImageEncoder(nn.Module):
-    """E_I: images (B, C, H, W) in [-1, 1] → unit-norm embeddings (B, D) of a frozen CLIP.
+    """E_I: images (B, C, H, W) in [-1, 1] → unit-norm embeddings (B, D) of a frozen CLIP. Images of another side
+    than the CLIP's are resized to it first (bicubic, antialiased: a 64-pixel decoder's images through a 224-pixel
+    CLIP, as DALLE2-pytorch's CLIP adapters do).
 
     Args:
         checkpoint: path of a CLIP checkpoint (``configs/clip/*.yaml``).
@@ -43,6 +46,16 @@ class CLIPImageEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
+        tower = self.clip.image_tower
+        if images.shape[1] != tower.in_channels:
+            raise ValueError(
+                f"this CLIP reads {tower.in_channels}-channel images and got {images.shape[1]}-channel ones; train the "
+                "decoder or prior on images of the CLIP's channels, or pass a CLIP trained on these."
+            )
+        side = tower.image_size
+        if images.shape[-2:] != (side, side):
+            images = F.interpolate(images, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
+            images = images.clamp(-1, 1)
         return self.clip.encode_image(images)
 
 

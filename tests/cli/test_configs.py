@@ -98,14 +98,14 @@ def test_config_instantiates(path, tmp_path, request):
     if path.parent.name == "captioner":  # built on a CLIP checkpoint
         args += ["--model.init_args.clip", str(request.getfixturevalue("clip_ckpt"))]
     text = path.read_text()
+    # the CLIP a config reads: the digits one, or one at the LAION CLIP's widths for a config on runs/clip-laion
+    clip = str(request.getfixturevalue("wide_clip_ckpt" if "runs/clip-laion/" in text else "clip_ckpt"))
     if "CLIPTextEncoder" in text:  # a text-conditioned model reading a CLIP's text tower
-        key = "--model.init_args.net.init_args.text_encoder.init_args.checkpoint"
-        args += [key, str(request.getfixturevalue("clip_ckpt"))]
+        args += ["--model.init_args.net.init_args.text_encoder.init_args.checkpoint", clip]
     if "CLIPImageSpace" in text:  # a model of CLIP image embeddings (DALL-E 2's prior)
-        args += ["--model.init_args.space.init_args.checkpoint", str(request.getfixturevalue("clip_ckpt"))]
+        args += ["--model.init_args.space.init_args.checkpoint", clip]
     if "CLIPImageEncoder" in text:  # a decoder conditioned on CLIP image embeddings (DALL-E 2's)
-        key = "--model.init_args.net.init_args.conditions.init_args.encoder.init_args.checkpoint"
-        args += [key, str(request.getfixturevalue("clip_ckpt"))]
+        args += ["--model.init_args.net.init_args.conditions.init_args.encoder.init_args.checkpoint", clip]
     if "FirstStage" in text:  # a latent model on a frozen autoencoder
         args += ["--model.init_args.space.init_args.checkpoint", str(first_stage_checkpoint(path, request))]
     cli = GenVisionCLI(args=args, run=False)

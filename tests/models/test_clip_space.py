@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lit_genvision.methods import CosineSchedule, DDIMSampler, DiffusionMethod
-from lit_genvision.models import CLIPImageSpace, CLIPTextEncoder, DenoisingModel
+from lit_genvision.models import CLIPImageEncoder, CLIPImageSpace, CLIPTextEncoder, DenoisingModel
 from lit_genvision.models.unclip import sample_image_embeddings, text_embeddings
 from lit_genvision.nn import ConditionedNet, PriorTransformer
 
@@ -40,6 +40,16 @@ def test_standardise_space_measures_mean_and_std_per_dimension_and_inverts_them(
     torch.testing.assert_close(space.decode(z), space.embed(torch.cat([images(16, 1), images(16, 2)])))
     state = space.state_dict()
     assert {"mean", "std"} <= set(state)
+
+
+def test_the_image_encoder_resizes_images_of_another_side_to_the_clips_and_refuses_other_channels(clip_ckpt):
+    encoder = CLIPImageEncoder(str(clip_ckpt))
+    big = torch.rand(3, 1, 40, 40) * 2 - 1
+    small = F.interpolate(big, size=(16, 16), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+    torch.testing.assert_close(encoder(big), F.normalize(encoder.clip.image_tower(small), dim=-1))
+    torch.testing.assert_close(encoder(small), encoder.clip.encode_image(small))
+    with pytest.raises(ValueError, match="reads 1-channel images and got 3-channel"):
+        encoder(torch.zeros(1, 3, 16, 16))
 
 
 def test_unknown_normalisation_is_refused_with_the_choices(clip_ckpt):
