@@ -17,6 +17,7 @@ from lit_genvision.data.celeba import CelebADataModule
 from lit_genvision.data.cifar10 import CIFAR10DataModule, load_cifar10
 from lit_genvision.data.digits import DigitsDataModule, load_digits_uint8
 from lit_genvision.data.laion import LaionDataModule, LaionFilters
+from lit_genvision.data.moving_digits import MovingDigitsDataModule, motion_phrases
 from lit_genvision.data.openimages import OpenImagesDataModule, render_semantic_map
 from lit_genvision.data.scenes import DigitScenesDataModule, scene_caption, scene_digits
 
@@ -38,6 +39,8 @@ __all__ = [
     "CelebADataModule",
     "LaionDataModule",
     "LaionFilters",
+    "MovingDigitsDataModule",
+    "motion_phrases",
     "OpenImagesDataModule",
     "render_semantic_map",
     "load_cifar10",

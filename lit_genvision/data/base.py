@@ -61,16 +61,20 @@ def _flip_crop_together(pixels: dict[str, Tensor], crop: int, flip: bool) -> dic
 
 
 class TensorImageDataset(Dataset):
-    """In-memory uint8 images (N, C, H, W) with per-sample tensors (labels, attributes, …) or lists
-    (captions: ``text`` as a list of N strings).
+    """In-memory uint8 images (N, C, H, W) — or clips (N, C, T, H, W) under ``key="video"`` — with per-sample
+    tensors (labels, attributes, …) or lists (captions: ``text`` as a list of N strings).
 
     ``__getitems__`` gathers a whole batch with one index operation per tensor (a list comprehension
     per list field), so the DataLoader does no per-image Python work (use ``collate_fn=pass_through``).
     """
 
-    def __init__(self, images: Tensor, labels: Tensor | None = None, **extra: Tensor | list) -> None:
+    def __init__(
+        self, images: Tensor, labels: Tensor | None = None, *, key: str = "image", **extra: Tensor | list
+    ) -> None:
+        if key not in PIXEL_KEYS:
+            raise ValueError(f"key must be a pixel key, one of {', '.join(PIXEL_KEYS)}; got {key!r}.")
         self.images, self.labels = images, labels
-        self.fields = {"image": images} | ({"label": labels} if labels is not None else {}) | extra
+        self.fields = {key: images} | ({"label": labels} if labels is not None else {}) | extra
 
     def __len__(self) -> int:
         return len(self.images)
