@@ -28,6 +28,7 @@ As for the GAN family, ``trainer.max_steps`` counts the optimiser steps of both 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal, get_args
 
 import torch
@@ -44,10 +45,24 @@ Reconstruction = Literal["l1", "mse"]
 
 def last_layer_weight(decoder: nn.Module) -> Tensor:
     """W_L: the weight of the decoder's last conv or linear layer (where λ is measured)."""
-    layers = [m for m in decoder.modules() if isinstance(m, nn.Conv2d | nn.Linear | nn.ConvTranspose2d)]
+    layers = [m for m in decoder.modules() if isinstance(m, nn.Conv2d | nn.Conv3d | nn.Linear | nn.ConvTranspose2d)]
     if not layers:
         raise ValueError("the decoder has no conv or linear layer to measure the adaptive GAN weight at.")
     return layers[-1].weight
+
+
+def framewise(layer: nn.Module, x: Tensor) -> Tensor:
+    """``layer`` (made for images (N, C, H, W)) on each frame of a video (B, C, T, H, W), or on an image as it is."""
+    if x.dim() != 5:
+        return layer(x)
+    b, _, t = x.shape[:3]
+    out = layer(frames_of(x))
+    return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
+
+
+def frames_of(x: Tensor) -> Tensor:
+    """A video (B, C, T, H, W) as its frames (B·T, C, H, W), video-major; an image batch as it is."""
+    return x.transpose(1, 2).flatten(0, 1) if x.dim() == 5 else x
 
 
 def adaptive_weight(rec_loss: Tensor, g_loss_value: Tensor, weight: Tensor, delta: float = 1e-4) -> Tensor:
@@ -66,7 +81,8 @@ class VQModel(PlatformModule):
         decoder: (B, z_channels, h, w) → image (B, C, S, S), read as [-1, 1].
         quantizer: any ``methods.quantizers`` quantizer over ``quantizer.dim`` channels at dim 1, or a
             ``DiagonalGaussianBottleneck`` (a KL autoencoder: continuous latents, no tokens).
-        discriminator: a PatchGAN (image → logit map); None trains without the adversarial term.
+        discriminator: a PatchGAN (image → logit map; a video's frames one by one); None trains without the
+            adversarial term.
         reconstruction: ``l1`` (taming-transformers) or ``mse``.
         adversarial_weight: w_adv multiplying λ·L_G (taming's ``disc_weight``; 0.8 in its configs).
         adversarial_start: tokenizer steps before the adversarial term and discriminator start.
@@ -76,6 +92,12 @@ class VQModel(PlatformModule):
         perceptual_weights: local paths ``[vgg16.pth, lpips_vgg.pth]`` of an LPIPS perceptual term
             (``nn.LPIPS``); None (the default) trains without it.
         perceptual_weight: w_p (taming-transformers: 1.0).
+        image_rate: a video tokenizer's share of training steps on the batch's first frames alone (T = 1): it
+            learns images and clips together (MagViT-2); 0 for an image tokenizer.
+
+    A video encoder (``nn.CausalVideoEncoder``, ``pixel_key = "video"``) makes it a video tokenizer: it reads the
+    batch's ``video`` (B, C, T, H, W) and its tokens are (B, T', h, w); the 1×1 convs, LPIPS and the
+    discriminator act on each frame.
     """
 
     family = "tokenizer"
@@ -97,6 +119,7 @@ class VQModel(PlatformModule):
         betas: tuple[float, float] = (0.5, 0.9),
         perceptual_weights: tuple[str, str] | None = None,
         perceptual_weight: float = 1.0,
+        image_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_config()
@@ -112,6 +135,13 @@ class VQModel(PlatformModule):
         if not isinstance(z_channels, int):
             raise ValueError("the encoder must expose z_channels (its output channels).")
         self.encoder, self.decoder, self.quantizer, self.discriminator = encoder, decoder, quantizer, discriminator
+        #: The batch key it tokenizes: ``image``, or ``video`` for a video encoder.
+        self.pixel_key: str = getattr(encoder, "pixel_key", "image")
+        self.requires = (self.pixel_key,)
+        check_float("image_rate", image_rate, low=0, high=1, hint="it is the share of steps on first frames alone")
+        if image_rate and self.pixel_key != "video":
+            raise ValueError("image_rate trains a video tokenizer on first frames alone; an image tokenizer takes 0.")
+        self.image_rate = image_rate
         # the bottleneck's input: quantizer.dim channels, or 2·dim (μ, log σ²) for the KL bottleneck
         self.quant_conv = nn.Conv2d(z_channels, getattr(quantizer, "in_dim", quantizer.dim), 1)
         self.post_quant_conv = nn.Conv2d(quantizer.dim, z_channels, 1)
@@ -145,7 +175,11 @@ class VQModel(PlatformModule):
             self._lpips.append(LPIPS(*self.perceptual_weights))
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of an image, or (C, T, H, W) of a video encoder's clips."""
+        shape = getattr(self.encoder, "image_shape", None)
+        if shape is not None:
+            return tuple(shape)
         size = self.encoder.image_size
         return (self.encoder.in_channels, size, size)
 
@@ -173,7 +207,7 @@ class VQModel(PlatformModule):
         h = quant_conv(E(x)); ``decode_latents`` quantizes it. Not wrapped in ``no_grad``: the
         caller decides (``LatentSpace`` freezes the autoencoder and runs under ``no_grad``).
         """
-        h = self.quant_conv(self.encoder(images))  # (B, in_dim, h, w)
+        h = framewise(self.quant_conv, self.encoder(images))  # (B, in_dim, [T',] h, w)
         return h if self.has_tokens else self.quantizer.mode(h)  # (B, dim, h, w)
 
     def decode_latents(self, z: Tensor) -> Tensor:
@@ -200,7 +234,7 @@ class VQModel(PlatformModule):
     @torch.no_grad()
     def token_shape(self) -> tuple[int, ...]:
         """The token grid of one image: (h, w), or (h, w, N) for an N-stage residual quantizer (all
-        stages; measured in eval mode, so no codebook statistic moves)."""
+        stages; measured in eval mode, so no codebook statistic moves); (T', h, w) for a video tokenizer's clip."""
         self._require_tokens("token_shape")
         with self.eval_mode(self):
             return tuple(self.encode_indices(torch.zeros(1, *self.image_shape, device=self.device)).shape[1:])
@@ -215,19 +249,19 @@ class VQModel(PlatformModule):
 
     @torch.no_grad()
     def bits_per_image(self) -> float:
-        """h·w·log2|codebook| (summed over stages): the bits a token grid holds."""
+        """h·w·log2|codebook| (summed over stages): the bits a token grid holds (T'·h·w·… for a clip)."""
         self._require_tokens("bits_per_image")
-        h, w = self.token_shape()[:2]
-        return h * w * float(self.quantizer.bits)
+        grid = self.token_shape()[: len(self.image_shape) - 1]  # (h, w) or (T', h, w): the stage axis left out
+        return math.prod(grid) * float(self.quantizer.bits)
 
     def quantize(self, images: Tensor) -> tuple[Tensor, Tensor | None, Any]:
         """(z_q, indices, aux) of images in [-1, 1]; for a KL bottleneck (z, None, aux)."""
-        z_q, indices, aux = self.quantizer(self.quant_conv(self.encoder(images)))
+        z_q, indices, aux = self.quantizer(framewise(self.quant_conv, self.encoder(images)))
         return z_q, indices, aux
 
     def decode_codes(self, z_q: Tensor) -> Tensor:
         """Raw decoder output from quantized latents (B, quantizer.dim, h, w)."""
-        return self.decoder(self.post_quant_conv(z_q))
+        return self.decoder(framewise(self.post_quant_conv, z_q))
 
     @torch.no_grad()
     def encode_indices(self, images: Tensor) -> Tensor:
@@ -251,7 +285,7 @@ class VQModel(PlatformModule):
         loss = (x_hat - x).abs().mean() if self.reconstruction == "l1" else (x_hat - x).pow(2).mean()
         if self._lpips:
             lpips = self._lpips[0].to(x.device)
-            loss = loss + self.perceptual_weight * lpips(x_hat, x).mean()
+            loss = loss + self.perceptual_weight * lpips(frames_of(x_hat), frames_of(x)).mean()
         return loss
 
     @property
@@ -266,7 +300,9 @@ class VQModel(PlatformModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         optimizers = self.optimizers()
         opt, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
-        x = batch["image"]
+        x = batch[self.pixel_key]
+        if self.image_rate and float(torch.rand(())) < self.image_rate:  # the global RNG: a run resumes bitwise
+            x = x[:, :, :1]  # the first frames alone: images as one-frame videos
         adversarial = self.adversarial
         z_q, _, aux = self.quantize(x)
         x_hat = self.decode_codes(z_q)
@@ -276,7 +312,7 @@ class VQModel(PlatformModule):
         if adversarial:
             if opt_d is not None:
                 self.toggle_optimizer(opt)
-            g = g_loss("hinge", self.discriminator(x_hat))
+            g = g_loss("hinge", self.discriminator(frames_of(x_hat)))
             lam = adaptive_weight(rec, g, last_layer_weight(self.decoder))
             loss = loss + self.adversarial_weight * lam * g
             logs |= {"train/g_loss": g, "train/adaptive_weight": lam}
@@ -288,7 +324,7 @@ class VQModel(PlatformModule):
             if opt_d is not None:
                 self.untoggle_optimizer(opt)
                 self.toggle_optimizer(opt_d)
-            d_real, d_fake = self.discriminator(x), self.discriminator(x_hat.detach())
+            d_real, d_fake = self.discriminator(frames_of(x)), self.discriminator(frames_of(x_hat.detach()))
             loss_d = d_loss("hinge", d_real, d_fake)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
@@ -301,7 +337,7 @@ class VQModel(PlatformModule):
         self.log_dict(logs)
 
     def _evaluate_step(self, batch: dict[str, Tensor], split: str) -> None:
-        x = batch["image"]
+        x = batch[self.pixel_key]
         z_q, _, aux = self.quantize(x)
         x_hat = self.decode_codes(z_q).clamp(-1, 1)
         self.log(f"{split}/rec_mse", (x_hat - x).pow(2).mean(), prog_bar=True, sync_dist=True)

@@ -2,6 +2,7 @@
 
 from lit_genvision.nn.autoencoder import ConvDecoder, ConvEncoder
 from lit_genvision.nn.captioner import CaptionDecoder
+from lit_genvision.nn.causal_video import CausalVideoDecoder, CausalVideoEncoder
 from lit_genvision.nn.clip import CLIP, CLIPImageTower
 from lit_genvision.nn.conditioned import ConditionedNet, Encoded
 from lit_genvision.nn.conditions import (
@@ -99,6 +100,8 @@ __all__ = [
     "unpatchify",
     "VQGANDecoder",
     "VQGANEncoder",
+    "CausalVideoDecoder",
+    "CausalVideoEncoder",
     "ViTDecoder",
     "ViTEncoder",
     "PatchGANDiscriminator",
