@@ -28,13 +28,12 @@ import re
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lit_genvision.data.base import InMemoryDataModule, TensorImageDataset
 from lit_genvision.data.captions import DIGIT_WORDS, SPLITS
-from lit_genvision.data.digits import load_digits_uint8, split_indices
-from lit_genvision.data.scenes import SIDE_RANGE_32, TEST_FRACTION, VAL_FRACTION
+from lit_genvision.data.digits import split_indices
+from lit_genvision.data.scenes import SIDE_RANGE_32, TEST_FRACTION, VAL_FRACTION, digit_images_by_side, per_split
 
 #: Direction words and their unit velocity (dx, dy), y growing downwards.
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -255,12 +254,7 @@ class MovingDigitsDataModule(InMemoryDataModule):
             raise ValueError(f"need 1 <= min_digits <= max_digits <= 2, got {min_digits} and {max_digits}.")
         if not 0 < speed[0] <= speed[1]:
             raise ValueError(f"speed must be (low, high) pixels per frame with 0 < low <= high, got {tuple(speed)}.")
-        unknown = set(clips_per_split or {}) - set(SPLITS)
-        if unknown:
-            raise ValueError(f"clips_per_split has unknown split(s) {sorted(unknown)}; use {', '.join(SPLITS)}.")
-        self.clips_per_split = DEFAULT_CLIPS | dict(clips_per_split or {})
-        if any(n < 1 for n in self.clips_per_split.values()):
-            raise ValueError(f"every split needs at least one clip, got {self.clips_per_split}.")
+        self.clips_per_split = per_split(clips_per_split, DEFAULT_CLIPS, "clips_per_split")
         self.image_size, self.frames = image_size, frames
         self.min_digits, self.max_digits, self.speed = min_digits, max_digits, (float(speed[0]), float(speed[1]))
 
@@ -276,14 +270,7 @@ class MovingDigitsDataModule(InMemoryDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        lo, hi = (round(v * self.image_size / 32) for v in SIDE_RANGE_32)
-        digits, labels = load_digits_uint8(8)  # the native 8×8, resized once per side below
-        ink = digits.float().div(255.0)
-        digit_images = {
-            side: F.interpolate(ink, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-            .clamp(0, 1).mul(255).round().to(torch.uint8)[:, 0]
-            for side in range(lo, hi + 1)
-        }  # fmt: skip
+        digit_images, labels = digit_images_by_side(*(round(v * self.image_size / 32) for v in SIDE_RANGE_32))
         scale = self.image_size / 32
         pools = split_indices(len(labels), VAL_FRACTION, TEST_FRACTION, self.seed)
         for name in SPLITS:

@@ -49,6 +49,31 @@ VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 _DIGIT_PATTERN = re.compile(r"\b(" + "|".join(DIGIT_WORDS) + r"|[0-9])\b")
 
 
+def digit_images_by_side(lo: int, hi: int) -> tuple[dict[int, Tensor], Tensor]:
+    """Every digit resized once to each side lo … hi ({side: (N, side, side) uint8}) from its native 8×8, and the
+    digits' labels (N,): what scenes and clips paste."""
+    digits, labels = load_digits_uint8(8)
+    ink = digits.float().div(255.0)
+    resized = {
+        side: F.interpolate(ink, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+        .clamp(0, 1).mul(255).round().to(torch.uint8)[:, 0]
+        for side in range(lo, hi + 1)
+    }  # fmt: skip
+    return resized, labels
+
+
+def per_split(given: dict[str, int] | None, default: dict[str, int], what: str) -> dict[str, int]:
+    """``default`` updated by ``given`` (how many scenes or clips each split has), refused in one sentence when a
+    split is unknown or empty (``what``: the argument's name)."""
+    unknown = set(given or {}) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"{what} has unknown split(s) {sorted(unknown)}; use {', '.join(SPLITS)}.")
+    counts = default | dict(given or {})
+    if any(n < 1 for n in counts.values()):
+        raise ValueError(f"every split of {what} needs at least one, got {counts}.")
+    return counts
+
+
 def scene_caption(digits: list[int], centres: list[tuple[float, float]]) -> str:
     """The caption of a scene whose objects are ``digits`` (in order) with box ``centres`` (x, y),
     y growing downwards: "a 7"; "a 3 above a 7" (the first relative to the second); "a 4, a 1 and a 9"."""
@@ -223,12 +248,7 @@ class DigitScenesDataModule(InMemoryDataModule):
             raise ValueError(f"image_size must be at least 16 (digits of 5 px or more), got {image_size}.")
         if not 1 <= min_objects <= max_objects:
             raise ValueError(f"need 1 <= min_objects <= max_objects, got {min_objects} and {max_objects}.")
-        unknown = set(scenes_per_split or {}) - set(SPLITS)
-        if unknown:
-            raise ValueError(f"scenes_per_split has unknown split(s) {sorted(unknown)}; use {', '.join(SPLITS)}.")
-        self.scenes_per_split = DEFAULT_SCENES | dict(scenes_per_split or {})
-        if any(n < 1 for n in self.scenes_per_split.values()):
-            raise ValueError(f"every split needs at least one scene, got {self.scenes_per_split}.")
+        self.scenes_per_split = per_split(scenes_per_split, DEFAULT_SCENES, "scenes_per_split")
         self.image_size, self.max_objects, self.min_objects = image_size, max_objects, min_objects
         #: Classes of the semantic map and of ``box_labels``, background (0) included.
         self.class_names: list[str] = ["background", *DIGIT_WORDS]
@@ -253,17 +273,7 @@ class DigitScenesDataModule(InMemoryDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        lo, hi = self.digit_sides
-        digits, labels = load_digits_uint8(8)  # the native 8×8, resized once per side below
-        ink = digits.float().div(255.0)
-        digit_images = {
-            side: F.interpolate(ink, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-            .clamp(0, 1)
-            .mul(255)
-            .round()
-            .to(torch.uint8)[:, 0]
-            for side in range(lo, hi + 1)
-        }
+        digit_images, labels = digit_images_by_side(*self.digit_sides)
         pools = split_indices(len(labels), VAL_FRACTION, TEST_FRACTION, self.seed)
         for name in SPLITS:
             fields = make_scenes(

@@ -63,28 +63,11 @@ def test_training_takes_first_frames_alone_at_the_image_rate(monkeypatch):
 
 
 def test_the_image_rate_is_refused_for_an_image_tokenizer():
+    image = {"image_size": 16, "channels": 8, "channel_mults": [1, 2], "depth": 1, "attention_at": [], "z_channels": 4}
     with pytest.raises(ValueError, match="image tokenizer takes 0"):
         VQModel(
-            VQGANEncoder(
-                in_channels=1,
-                image_size=16,
-                channels=8,
-                channel_mults=[1, 2],
-                depth=1,
-                attention_at=[],
-                z_channels=4,
-                norm_groups=4,
-            ),  # fmt: skip
-            VQGANDecoder(
-                out_channels=1,
-                image_size=16,
-                channels=8,
-                channel_mults=[1, 2],
-                depth=1,
-                attention_at=[],
-                z_channels=4,
-                norm_groups=4,
-            ),  # fmt: skip
+            VQGANEncoder(in_channels=1, norm_groups=4, **image),
+            VQGANDecoder(out_channels=1, norm_groups=4, **image),
             FiniteScalarQuantizer(levels=[8, 8, 8]),
             image_rate=0.3,
         )
