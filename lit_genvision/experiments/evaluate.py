@@ -39,7 +39,7 @@ from lit_genvision.experiments.sources import (
     open_source,
 )
 from lit_genvision.experiments.store import ResultsStore, default_store_path
-from lit_genvision.metrics.frames import frame_batch
+from lit_genvision.metrics.frames import frame_batch, takes_video
 from lit_genvision.metrics.generation import dist_rank_world, gather_to_rank0
 from lit_genvision.metrics.inception import InceptionExtractor
 from lit_genvision.metrics.scoring import METRICS, check_sample_count, parse_metrics
@@ -240,15 +240,20 @@ def score(source: Source, rank: int = 0, world: int = 1) -> tuple[dict[str, floa
             parts = []
             for batch in source.batches(draw, rank, world):
                 progress.advance(task, len(batch.images) * world)
-                # a video is scored frame by frame, each frame with its video's label and prompt
-                frames, labels, prompts = frame_batch(batch.images, batch.labels, batch.prompts)
-                extracted = [s.extractor(frames) for s in scorers]
-                parts.append((batch.index, extracted, labels, prompts, batch.nfe))
+                # a video is scored frame by frame, each frame with its video's label and prompt (whole clips
+                # by an extractor that takes them: digits-FVD's)
+                seen = [
+                    frame_batch(batch.images, batch.labels, batch.prompts, takes_video(s.extractor)) for s in scorers
+                ]
+                extracted = [
+                    (*s.extractor(x), labels, prompts) for s, (x, labels, prompts) in zip(scorers, seen, strict=True)
+                ]
+                parts.append((batch.index, extracted, batch.nfe))
             parts = gather_to_rank0(parts)
             if rank != 0:
                 continue
-            for _, extracted, labels, prompts, nfe in sorted(parts, key=lambda p: p[0]):
-                for scorer, (feats, probs) in zip(scorers, extracted, strict=True):
+            for _, extracted, nfe in sorted(parts, key=lambda p: p[0]):
+                for scorer, (feats, probs, labels, prompts) in zip(scorers, extracted, strict=True):
                     scorer.add(feats, probs, labels, prompts)
                 nfes.append(nfe)
             runs.append({k: v for s in scorers for k, v in s.compute().items()})

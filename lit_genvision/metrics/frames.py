@@ -56,12 +56,20 @@ def per_frame(values: V, t: int) -> V:
 
 
 def frame_batch(
-    x: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None
+    x: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None, whole: bool = False
 ) -> tuple[Tensor, Tensor | None, list[str] | None]:
     """What an image metric sees of a batch: (frames (N·T, C, H, W), labels (N·T,), prompts (N·T))
-    for videos; images, labels and prompts unchanged."""
+    for videos; images, labels and prompts unchanged. ``whole``: what a video metric sees (an extractor with
+    ``takes_video``, digits-FVD's): the batch as it is."""
+    if whole:
+        return x, labels, prompts
     t = num_frames(x)
     return as_frames(x), per_frame(labels, t), per_frame(prompts, t)
 
 
-__all__ = ["as_frames", "frame_batch", "from_frames", "is_video", "num_frames", "per_frame"]
+def takes_video(extractor: object) -> bool:
+    """Whether ``extractor`` scores whole clips (digits-FVD's network) rather than frames."""
+    return bool(getattr(extractor, "takes_video", False))
+
+
+__all__ = ["as_frames", "frame_batch", "from_frames", "is_video", "num_frames", "per_frame", "takes_video"]

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.metrics.digits import cache_dir
-from lit_genvision.metrics.frames import as_frames
+from lit_genvision.metrics.frames import as_frames, takes_video
 from lit_genvision.metrics.frechet import FeatureStats, GaussianStats
 
 Extractor = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -36,13 +36,13 @@ def reference_key(dataset: str, split: str, image_size: int, extractor_name: str
 
 
 def extract(extractor, batches: Iterable[Tensor]) -> tuple[FeatureStats, Tensor, Tensor]:
-    """Run ``extractor`` over batches of images, or of videos frame by frame (`as_frames`), in [-1, 1]:
-    streaming stats, kept features, probabilities."""
+    """Run ``extractor`` over batches of images, or of videos frame by frame (`as_frames`; whole clips for an
+    extractor that ``takes_video``), in [-1, 1]: streaming stats, kept features, probabilities."""
     stats = FeatureStats(extractor.dim)
     kept, probs = [], []
     n_kept = 0
     for images in batches:
-        feats, p = extractor(as_frames(images))  # (N·T, D), (N·T, K) for videos
+        feats, p = extractor(images if takes_video(extractor) else as_frames(images))  # (N·T, D), (N·T, K) for videos
         stats.update(feats)
         if n_kept < KID_FEATURES:
             kept.append(feats[: KID_FEATURES - n_kept].float())

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_genvision.metrics.frames import frame_batch
+from lit_genvision.metrics.frames import frame_batch, takes_video
 from lit_genvision.metrics.frechet import FeatureStats
 from lit_genvision.metrics.reference import KID_FEATURES, Reference, image_batches, reference_key, reference_stats
 from lit_genvision.metrics.registry import FAMILIES, METRICS, Metric
@@ -104,9 +104,10 @@ class Scorer:
         return Scorer(self.extractor, self.reference, self.metrics)
 
     def update(self, images: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None) -> None:
-        """Add generated images (N, C, H, W) or videos (N, C, T, H, W), scored frame by frame (`frame_batch`);
-        ``labels`` and ``prompts`` are the classes and texts they were asked to show, if any."""
-        frames, labels, prompts = frame_batch(images, labels, prompts)  # (N·T, C, H, W), (N·T,), N·T texts
+        """Add generated images (N, C, H, W) or videos (N, C, T, H, W), scored frame by frame (`frame_batch`) unless
+        the extractor takes whole clips; ``labels`` and ``prompts`` are the classes and texts they were asked to
+        show, if any."""
+        frames, labels, prompts = frame_batch(images, labels, prompts, takes_video(self.extractor))
         self.add(*self.extractor(frames), labels, prompts)
 
     def add(self, feats: Tensor, probs: Tensor, labels: Tensor | None = None, prompts: list[str] | None = None) -> None:

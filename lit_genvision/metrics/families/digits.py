@@ -1,5 +1,6 @@
 """The digits family: the project's own digits classifier (metrics/digits.py) gives digits-FD and
-the classifier diagnostics (recognised share, class coverage, label agreement)."""
+the classifier diagnostics (recognised share, class coverage, label agreement). On moving digits it scores
+frame by frame against the split's frames (per-frame digits-FD)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ class DigitsFamily(MetricFamily):
         self, datamodule: Any, split: str, image_size: int, metrics: list[str], options: Mapping[str, Any]
     ) -> Scorer:
         dataset = getattr(datamodule, "name", None)
-        if dataset != "digits":
-            raise ValueError(f"digits-FD scores generators of the digits set; this run trained on {dataset}.")
+        if dataset not in ("digits", "moving_digits"):
+            raise ValueError(
+                f"digits-FD scores generators of the digits set (or of moving digits, frame by frame); this run "
+                f"trained on {dataset}."
+            )
         reference = split_images(datamodule, split)
         return reference_scorer(load_digits_extractor(CLASSIFIER_SIZE), datamodule.name, split, reference, metrics)
 
