@@ -9,12 +9,13 @@ recognised share and class coverage score any generator's samples.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.data.digits import load_digits_uint8, split_indices
@@ -30,6 +31,33 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def fit_classifier(
+    build: Callable[[], nn.Module], x: Tensor, y: Tensor, *, epochs: int, lr: float, seed: int,
+    prepare: Callable[[Tensor, torch.Generator], Tensor], batch: int = 64,
+) -> nn.Module:  # fmt: skip
+    """``build()`` trained on (x, y) by AdamW (weight decay 1e-4) under a one-cycle schedule peaking at ``lr``, batches
+    of ``batch`` drawn without replacement, cross-entropy with label smoothing 0.05; ``prepare(x_b, g)`` turns a
+    batch of ``x`` into the network's input. Deterministic for a ``seed``, on its own RNG stream and with gradients
+    on whoever calls it (a callback under no_grad mid-training). Returned in eval mode."""
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)
+        net = build()
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * (len(x) // batch))
+        net.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), generator=g)
+            for i in range(len(x) // batch):
+                b = perm[i * batch : (i + 1) * batch]
+                loss = F.cross_entropy(net(prepare(x[b], g)), y[b], label_smoothing=0.05)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    return net.eval()
+
+
 def train_digits_classifier(image_size: int = 16, seed: int = 0, epochs: int = 30) -> tuple[SmallConvNet, float]:
     """Train the feature network on the digits train split (the same split every DataModule uses)
     with ±1-pixel shifts; deterministic for a given seed. Returns the net and its test accuracy."""
@@ -37,26 +65,11 @@ def train_digits_classifier(image_size: int = 16, seed: int = 0, epochs: int = 3
     idx = split_indices(len(images), 0.1, 0.2, seed=0)
     x_train, y_train = to_unit_range(images[idx["train"]]), labels[idx["train"]]
     x_test, y_test = to_unit_range(images[idx["test"]]), labels[idx["test"]]
-    # Its own RNG stream and gradients on, whoever calls it (a callback under no_grad mid-training).
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.manual_seed(seed)
-        g = torch.Generator().manual_seed(seed)
-        net = SmallConvNet(1, 10, width=32, feature_dim=64)
-        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        steps = epochs * (len(x_train) // 64)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-        net.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x_train), generator=g)
-            for i in range(len(x_train) // 64):
-                b = perm[i * 64 : (i + 1) * 64]
-                x = flip_crop(x_train[b], pad=max(1, image_size // 16), flip=False, generator=g)
-                loss = F.cross_entropy(net(x), y_train[b], label_smoothing=0.05)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-    net.eval()
+    shift = max(1, image_size // 16)
+    net = fit_classifier(
+        lambda: SmallConvNet(1, 10, width=32, feature_dim=64), x_train, y_train, epochs=epochs, lr=2e-3, seed=seed,
+        prepare=lambda xb, g: flip_crop(xb, pad=shift, flip=False, generator=g),
+    )  # fmt: skip
     with torch.no_grad():
         acc = (net(x_test).argmax(1) == y_test).double().mean().item()
     return net, acc

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from lit_genvision.data.base import to_unit_range
 from lit_genvision.data.moving_digits import DIRECTIONS, MovingDigitsDataModule
-from lit_genvision.metrics.digits import cache_dir
+from lit_genvision.metrics.digits import cache_dir, fit_classifier
 
 VERSION = 1  # bump when the network or its training changes: old caches are then ignored
 DIRECTION_NAMES = tuple(DIRECTIONS)
@@ -67,26 +67,10 @@ def train_video_classifier(seed: int = 0, epochs: int = 15) -> tuple[VideoDigits
     given ``seed``. Returns the net and its accuracy on the test clips."""
     dm = MovingDigitsDataModule(seed=0)
     train, test = dm.split("train").fields, dm.split("test").fields
-    x_train, y_train = train["video"], clip_classes(train)
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.manual_seed(seed)
-        g = torch.Generator().manual_seed(seed)
-        net = VideoDigitsNet()
-        opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-        batch = 64
-        steps = epochs * (len(x_train) // batch)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-        net.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x_train), generator=g)
-            for i in range(len(x_train) // batch):
-                b = perm[i * batch : (i + 1) * batch]
-                loss = F.cross_entropy(net(to_unit_range(x_train[b])), y_train[b], label_smoothing=0.05)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-    net.eval()
+    net = fit_classifier(
+        VideoDigitsNet, train["video"], clip_classes(train), epochs=epochs, lr=3e-3, seed=seed,
+        prepare=lambda xb, g: to_unit_range(xb),
+    )  # fmt: skip
     with torch.no_grad():
         logits = torch.cat([net(to_unit_range(c)) for c in test["video"].split(256)])
     return net, (logits.argmax(1) == clip_classes(test)).double().mean().item()
